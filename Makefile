@@ -1,0 +1,48 @@
+# Two commands on a fresh machine: `make demo` and `make test`. See README.md.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-requirements
+# Debian packages some tests need; `make system-deps` installs them (root or sudo).
+SYSTEM_PACKAGES := cron
+# The system user whose crontab the cron tests use (never root's).
+CRON_TEST_USER ?= mediacron
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# A throwaway key so that tests need no .env; they never read one (ENV_FILE is empty).
+TEST_ENV := ENV_FILE= SECRET_KEY=test-only-not-secret
+
+.PHONY: venv demo serve test system-deps clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+.env: | $(STAMP)
+	$(PY) -c 'import secrets; print(f"SECRET_KEY={secrets.token_urlsafe(50)}\nDEBUG=on")' > $@
+	@echo "Wrote .env with a generated SECRET_KEY and DEBUG=on (local use only)."
+
+demo: $(STAMP) .env
+	$(PY) manage.py migrate --no-input --verbosity 0
+	$(PY) manage.py load_demo_data
+
+serve: $(STAMP) .env
+	$(PY) manage.py migrate --no-input --verbosity 0
+	$(PY) manage.py load_demo_data
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+test: $(STAMP)
+	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	else echo "System packages present: $(SYSTEM_PACKAGES)"; fi
+	@id -u $(CRON_TEST_USER) >/dev/null 2>&1 || $(SUDO) useradd --system --no-create-home --shell /usr/sbin/nologin $(CRON_TEST_USER)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,56 @@
+"""Rules for stored file names: sanitising uploads, refusing names that leave the storage."""
+
+import os
+import re
+import unicodedata
+
+from django.core.exceptions import SuspiciousFileOperation
+from django.utils.text import get_valid_filename
+
+MAX_ORIGINAL_NAME_LENGTH = 100
+FALLBACK_NAME = "file"
+WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:/")
+
+
+def sanitise_filename(original_name):
+    """Return a safe base name for an uploaded file: no folders, no control or shell characters."""
+    base = unicodedata.normalize("NFC", str(original_name)).replace("\\", "/").rsplit("/", 1)[-1]
+    # A leading dot would hide the file from listings; it is never part of a real photo name.
+    base = base.strip().lstrip(".")
+    try:
+        base = get_valid_filename(base)
+    except SuspiciousFileOperation:
+        return FALLBACK_NAME
+    stem, ext = os.path.splitext(base)
+    ext = ext[:16]
+    stem = stem[: MAX_ORIGINAL_NAME_LENGTH - len(ext)] or FALLBACK_NAME
+    return f"{stem}{ext}"
+
+
+def is_safe_name(name):
+    """Return True if a stored name is relative and never climbs out of the storage root."""
+    if not name or "\x00" in name:
+        return False
+    normalised = name.replace("\\", "/")
+    if normalised.startswith("/") or WINDOWS_DRIVE.match(normalised):
+        return False
+    return ".." not in normalised.split("/")
+
+
+def resolves_inside(storage, name):
+    """Return True if the name is safe and, on a local disk, its folder really lies in the root.
+
+    The second test catches a folder inside the root that is a symlink to somewhere else:
+    deleting through it would touch a file outside the media root.
+    """
+    if not is_safe_name(name):
+        return False
+    try:
+        path = storage.path(name)
+    except NotImplementedError:
+        return True  # object storage: keys are plain strings, nothing to follow
+    except SuspiciousFileOperation:
+        return False
+    root = os.path.realpath(storage.location)
+    parent = os.path.realpath(os.path.dirname(path))
+    return parent == root or parent.startswith(root + os.sep)

@@ -1,0 +1,110 @@
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from media_app.models import Media
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+INLINE_PREFIX = "media_app-media-content_type-object_id"
+
+
+@pytest.mark.parametrize(
+    "model",
+    ["tours.tour", "tours.company", "tours.guide", "tours.driver", "accounts.user", "media_app.media"],
+)
+def test_every_changelist_renders(admin_client, model):
+    app_label, model_name = model.split(".")
+    factories.media(factories.tour())
+
+    response = admin_client.get(reverse(f"admin:{app_label}_{model_name}_changelist"))
+
+    assert response.status_code == 200
+
+
+def test_an_owner_page_shows_its_media_inline_with_a_thumbnail(admin_client):
+    tour = factories.tour()
+    media = factories.media(tour, name="narikala.jpg")
+
+    response = admin_client.get(reverse("admin:tours_tour_change", args=[tour.pk]))
+
+    assert response.status_code == 200
+    assert f'src="{media.file.url}"' in response.content.decode()
+
+
+def test_uploading_through_the_inline_stores_the_file(admin_client, media_root):
+    tour = factories.tour(title="Kakheti", slug="kakheti")
+    data = {
+        "title": "Kakheti",
+        "slug": "kakheti",
+        "price_gel": "100.00",
+        "duration_days": 1,
+        "difficulty": "easy",
+        "max_group_size": 12,
+        f"{INLINE_PREFIX}-TOTAL_FORMS": 1,
+        f"{INLINE_PREFIX}-INITIAL_FORMS": 0,
+        f"{INLINE_PREFIX}-0-file": SimpleUploadedFile("vineyard.jpg", b"grapes", content_type="image/jpeg"),
+        f"{INLINE_PREFIX}-0-caption": "Vineyard",
+    }
+
+    response = admin_client.post(reverse("admin:tours_tour_change", args=[tour.pk]), data)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    media = tour.media.get()
+    assert media.file.name.startswith("uploads/tours/") and media.file.name.endswith("-vineyard.jpg")
+    assert (media_root / media.file.name).read_bytes() == b"grapes"
+
+
+def test_media_changelist_shows_owner_size_type_and_thumbnail(admin_client):
+    tour = factories.tour(title="Old Tbilisi")
+    media = factories.media(tour, name="baths.jpg", content=b"x" * 2048)
+
+    html = admin_client.get(reverse("admin:media_app_media_changelist")).content.decode()
+
+    assert reverse("admin:tours_tour_change", args=[tour.pk]) in html
+    assert "Old Tbilisi" in html
+    assert "2.0\xa0KB" in html
+    assert "image/jpeg" in html
+    assert f'<img src="{media.file.url}"' in html
+
+
+def test_media_changelist_queries_do_not_grow_with_rows(admin_client, django_assert_max_num_queries):
+    for kind in factories.OWNERS.values():
+        factories.media(kind())
+    url = reverse("admin:media_app_media_changelist")
+    with django_assert_max_num_queries(30) as few:
+        admin_client.get(url)
+    for kind in factories.OWNERS.values():
+        for _ in range(5):
+            factories.media(kind())
+
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        admin_client.get(url)
+
+
+def test_a_missing_owner_is_shown_as_missing(admin_client):
+    tour = factories.tour()
+    factories.media(tour)
+    Media.objects.update(object_id="00000000-0000-0000-0000-000000000000")
+
+    html = admin_client.get(reverse("admin:media_app_media_changelist")).content.decode()
+
+    assert "missing (00000000-0000-0000-0000-000000000000)" in html
+
+
+def test_delete_selected_owners_deletes_their_files(
+    admin_client, media_root, django_capture_on_commit_callbacks
+):
+    tours = [factories.tour() for _ in range(2)]
+    paths = [media_root / factories.media(tour).file.name for tour in tours]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:tours_tour_changelist"),
+            {"action": "delete_selected", "_selected_action": [str(t.pk) for t in tours], "post": "yes"},
+        )
+
+    assert response.status_code == 302
+    assert not Media.objects.exists()
+    assert not any(path.exists() for path in paths)
