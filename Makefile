@@ -27,6 +27,7 @@ $(STAMP): requirements.txt
 demo: $(STAMP) .env
 	$(PY) manage.py migrate --no-input --verbosity 0
 	$(PY) manage.py load_demo_data
+	$(PY) manage.py cleanup_media --verbosity 2
 
 serve: $(STAMP) .env
 	$(PY) manage.py migrate --no-input --verbosity 0

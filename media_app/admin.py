@@ -4,7 +4,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from .models import Media
+from .models import CleanupRun, Media
 
 
 @admin.display(description="preview")
@@ -67,3 +67,33 @@ class MediaAdmin(admin.ModelAdmin):
         except NoReverseMatch:
             return str(owner)
         return format_html('<a href="{}">{}</a>', url, owner)
+
+
+@admin.register(CleanupRun)
+class CleanupRunAdmin(admin.ModelAdmin):
+    """The sweep's run history: read-only, since every row is a record of what happened."""
+
+    list_display = [
+        "started_at",
+        "status",
+        "trigger",
+        "dry_run",
+        "orphaned_records",
+        "orphaned_files",
+        "missing_files",
+        "deleted_records",
+        "deleted_files",
+        "error_count",
+        "duration_seconds",
+    ]
+    list_filter = ["status", "trigger", "dry_run"]
+    date_hierarchy = "started_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -63,3 +63,60 @@ class Media(models.Model):
     @property
     def is_image(self):
         return self.mime_type.startswith("image/")
+
+
+class CleanupRun(models.Model):
+    """One run of the cleanup sweep: its options, status and figures (the run history)."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        OK = "ok"
+        PARTIAL = "partial"
+        ERRORS = "errors"
+        FAILED = "failed"
+        REFUSED = "refused"
+        LOCKED = "locked"
+        INTERRUPTED = "interrupted"
+
+    class Trigger(models.TextChoices):
+        COMMAND = "command"
+        CRON = "cron"
+        ADMIN = "admin"
+        CODE = "code"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.CODE)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    dry_run = models.BooleanField(default=False)
+    options = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    host = models.CharField(max_length=255, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    message = models.TextField(blank=True)
+
+    records_checked = models.PositiveBigIntegerField(default=0)
+    files_checked = models.PositiveBigIntegerField(default=0)
+    orphaned_records = models.PositiveBigIntegerField(default=0)
+    orphaned_files = models.PositiveBigIntegerField(default=0)
+    missing_files = models.PositiveBigIntegerField(default=0)
+    stale_type_records = models.PositiveBigIntegerField(default=0)
+    refused_paths = models.PositiveBigIntegerField(default=0)
+    unreadable_names = models.PositiveBigIntegerField(default=0)
+    young_files = models.PositiveBigIntegerField(default=0)
+    deleted_records = models.PositiveBigIntegerField(default=0)
+    deleted_files = models.PositiveBigIntegerField(default=0)
+    already_gone = models.PositiveBigIntegerField(default=0)
+    bytes_freed = models.PositiveBigIntegerField(default=0)
+    error_count = models.PositiveBigIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    sample = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        get_latest_by = "started_at"
+
+    def __str__(self):
+        kind = "dry run" if self.dry_run else "run"
+        return f"{kind} {self.started_at:%Y-%m-%d %H:%M} ({self.status})"

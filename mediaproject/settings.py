@@ -116,3 +116,13 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
 }
+
+# The cleanup sweep (`manage.py cleanup_media`); see media_app/conf.py for how they are used.
+# Grace period: files younger than this are never removed as orphans (0, 3600, 90s, 30m, 6h, 2d).
+MEDIA_CLEANUP_MIN_AGE = env.str("MEDIA_CLEANUP_MIN_AGE", default="24h")
+# Safety cap: refuse a run that would delete more than this share of the files or of the rows...
+MEDIA_CLEANUP_MAX_DELETE_RATIO = env.float("MEDIA_CLEANUP_MAX_DELETE_RATIO", default=0.5)
+# ...and more than this many items of that kind.
+MEDIA_CLEANUP_CAP_MIN_ITEMS = env.int("MEDIA_CLEANUP_CAP_MIN_ITEMS", default=10)
+# Run history older than this many days is purged by the sweep.
+MEDIA_CLEANUP_HISTORY_DAYS = env.int("MEDIA_CLEANUP_HISTORY_DAYS", default=90)

@@ -1,5 +1,7 @@
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,43 @@ def outside_dir(tmp_path):
     path = tmp_path / "outside"
     path.mkdir()
     return path
+
+
+def database_url():
+    """Return a DATABASE_URL for the test database, so that a subprocess sees the test data."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    database = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{database['NAME']}"
+    password = f":{quote(database['PASSWORD'], safe='')}" if database["PASSWORD"] else ""
+    user = quote(database["USER"], safe="")
+    host = database["HOST"] or "127.0.0.1"
+    return f"postgres://{user}{password}@{host}:{database['PORT'] or 5432}/{database['NAME']}"
+
+
+@pytest.fixture
+def manage_py(media_root, settings):
+    """Run ``python manage.py ...`` for real, against the test database and MEDIA_ROOT."""
+
+    def run(*args, env=None, timeout=120):
+        environment = {
+            **os.environ,
+            "ENV_FILE": "",
+            "SECRET_KEY": "test-only",
+            "DATABASE_URL": database_url(),
+            "MEDIA_ROOT": str(media_root),
+            **(env or {}),
+        }
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=settings.BASE_DIR,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run

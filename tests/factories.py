@@ -1,9 +1,12 @@
 """Owners and media for tests, built through the project's own models."""
 
 import itertools
+import os
+import time
 
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
+from django.db import connection
 
 from media_app.models import Media
 from tours.models import Company, Driver, Guide, Tour
@@ -40,3 +43,23 @@ OWNERS = {"tours": tour, "companies": company, "guides": guide, "drivers": drive
 def media(owner, name="photo.jpg", content=b"not really a jpeg"):
     """Create a media row with a real stored file."""
     return Media.objects.create(content_object=owner, file=ContentFile(content, name=name))
+
+
+def delete_behind_the_orms_back(obj):
+    """Delete a row with raw SQL, as a script, a restore or a crash would: no signals, no cascade."""
+    model = type(obj)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {model._meta.db_table} WHERE {model._meta.pk.column} = %s",
+            [model._meta.pk.get_db_prep_value(obj.pk, connection)],
+        )
+
+
+def stray_file(media_root, name, content=b"stray", age_days=2):
+    """Write a file that no row references, last modified ``age_days`` ago."""
+    path = media_root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    then = time.time() - age_days * 86400
+    os.utime(path, (then, then))
+    return path

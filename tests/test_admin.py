@@ -108,3 +108,17 @@ def test_delete_selected_owners_deletes_their_files(
     assert response.status_code == 302
     assert not Media.objects.exists()
     assert not any(path.exists() for path in paths)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_history_is_listed_shown_and_read_only(admin_client, media_root):
+    from media_app.cleanup import run_cleanup
+
+    result = run_cleanup()
+
+    assert admin_client.get(reverse("admin:media_app_cleanuprun_changelist")).status_code == 200
+    page = admin_client.get(reverse("admin:media_app_cleanuprun_change", args=[result.run_id]))
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()
+    assert result.run_id in page.content.decode() or str(result.status) in page.content.decode()
+    assert admin_client.get(reverse("admin:media_app_cleanuprun_add")).status_code == 403

@@ -1,0 +1,595 @@
+"""The cleanup sweep: find what drifted between media rows and storage, and repair it safely.
+
+``run_cleanup()`` is the one entry point; the command, the cron job and the admin call it.
+A run has three phases:
+
+1. **Collect**, in one pass over three streams sorted by name in byte order and merged:
+   every reference of every FileField (rows ordered by file name), the orphaned media rows
+   (owner gone: one anti-join per owner type), and the files under ``uploads/`` (the walker).
+   Everything is counted; what would go is spilled to temporary files outside MEDIA_ROOT.
+2. **Cap**: on those complete counts, before the first delete, refuse a run that would delete
+   too large a share of the files or rows (the guard against an empty or wrong database).
+3. **Remove**, in batches: orphaned rows (then their files, after the commit), then orphaned
+   files. Each batch is checked again against the database just before it goes.
+"""
+
+import heapq
+import logging
+import os
+import posixpath
+import socket
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+
+from django.contrib.contenttypes.models import ContentType
+from django.core.files.storage import default_storage
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, models, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Collate
+from django.db.transaction import TransactionManagementError
+from django.utils import timezone
+
+from .. import conf, references, signals
+from ..models import CleanupRun, Media
+from ..paths import is_safe_name
+from .durations import parse_duration
+from .lock import cleanup_lock
+from .result import CleanupResult, Status
+from .spill import Spill
+from .walkers import PREFIX, Deletion, FilesystemWalker, StorageUnavailable, StoredFile
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 1000
+PROGRESS_INTERVAL = 2.0  # seconds between progress reports and history updates
+# Collations under which the database orders text as Python orders str (code points, which
+# for UTF-8 is byte order). The merge depends on it and checks it as it goes.
+BYTE_ORDER_COLLATIONS = {"postgresql": "C", "sqlite": "BINARY"}
+
+
+class OutOfOrder(Exception):
+    """A stream that must be sorted by name was not: the merge cannot be trusted."""
+
+
+def run_cleanup(
+    *,
+    dry_run=False,
+    min_age=None,
+    force=False,
+    time_limit=None,
+    rate=None,
+    trigger=CleanupRun.Trigger.CODE,
+    now=None,
+    using=DEFAULT_DB_ALIAS,
+    storage=None,
+    walker=None,
+    run_id=None,
+    on_item=None,
+    on_progress=None,
+):
+    """Remove media rows whose owner is gone and files under ``uploads/`` that nothing references.
+
+    - ``dry_run``: count and report exactly as a real run would (cap included); remove nothing.
+    - ``min_age``: grace period (timedelta or duration text); younger files are never removed as
+      orphans. Default: ``MEDIA_CLEANUP_MIN_AGE``.
+    - ``force``: lift the safety cap (``MEDIA_CLEANUP_MAX_DELETE_RATIO``/``_CAP_MIN_ITEMS``).
+    - ``time_limit``: stop deleting once the run has taken this long (status ``partial``).
+    - ``rate``: delete at most this many items per second.
+    - ``now``: the clock used for the grace period and history retention (tests move it).
+    - ``walker``: lists and deletes stored files; by default one for ``storage``.
+    - ``on_item(kind, name)`` and ``on_progress(result)``: optional callbacks for a face.
+
+    Only one run holds the lock at a time; another ends ``locked`` at once. Every run is
+    recorded in ``CleanupRun``. Return a ``CleanupResult``; never raise for expected trouble.
+    It must run in autocommit mode: inside a caller's transaction, files would go before the
+    deletion of their rows commits, so that is refused with ``TransactionManagementError``.
+    """
+    if connections[using].in_atomic_block:
+        raise TransactionManagementError(
+            "run_cleanup() must not run inside a transaction: files would be deleted before "
+            "the deletion of their rows commits"
+        )
+    now = now or timezone.now()
+    min_age = conf.min_age() if min_age is None else parse_duration(min_age)
+    time_limit = None if time_limit is None else parse_duration(time_limit)
+    result = CleanupResult(run_id=str(run_id or uuid.uuid4()), dry_run=dry_run)
+    options = {
+        "dry_run": dry_run,
+        "min_age": min_age.total_seconds(),
+        "force": force,
+        "time_limit": None if time_limit is None else time_limit.total_seconds(),
+        "rate": rate,
+    }
+    history = RunHistory(result, using=using, trigger=trigger, options=options, now=now)
+    started = time.monotonic()
+    with cleanup_lock(using) as acquired:
+        if not acquired:
+            result.conditions.add(Status.LOCKED)
+            result.message = "another cleanup run holds the lock; nothing was done"
+            logger.warning("Cleanup not started: %s", result.message)
+            history.record_locked()
+            return result
+        history.start()
+        sweep = Sweep(
+            result,
+            history=history,
+            dry_run=dry_run,
+            min_age=min_age,
+            force=force,
+            time_limit=time_limit,
+            rate=rate,
+            now=now,
+            using=using,
+            walker=walker or FilesystemWalker(storage or default_storage),
+            on_item=on_item,
+            on_progress=on_progress,
+        )
+        try:
+            sweep.run()
+        except (DatabaseError, StorageUnavailable, OutOfOrder) as exc:
+            result.conditions.add(Status.FAILED)
+            result.message = f"the run could not go on: {type(exc).__name__}: {exc}".strip()
+            logger.error("Cleanup failed: %s", result.message)
+        except Exception as exc:
+            result.conditions.add(Status.FAILED)
+            result.message = f"unexpected error: {type(exc).__name__}: {exc}"
+            logger.exception("Cleanup failed with an unexpected error")
+        finally:
+            result.duration_seconds = time.monotonic() - started
+            history.finish()
+    logger.info("Cleanup %s", summary(result))
+    return result
+
+
+def summary(result):
+    """Return a one-paragraph account of a run for logs and the terminal."""
+    verb = "would remove" if result.dry_run else "removed"
+    text = (
+        f"{result.status}{' (dry run)' if result.dry_run else ''}: checked {result.records_checked} rows "
+        f"and {result.files_checked} files; found {result.orphaned_records} orphaned rows, "
+        f"{result.orphaned_files} orphaned files, {result.missing_files} missing files; "
+        f"{verb} {result.deleted_records} rows and {result.deleted_files} files "
+        f"({result.bytes_freed} bytes); {result.error_count} errors"
+    )
+    return f"{text}. {result.message}" if result.message else text
+
+
+class RunHistory:
+    """Write the run's ``CleanupRun`` row: at the start, with progress, and at the end."""
+
+    def __init__(self, result, *, using, trigger, options, now):
+        self.result = result
+        self.using = using
+        self.now = now
+        self.fields = {
+            "id": result.run_id,
+            "trigger": trigger,
+            "dry_run": result.dry_run,
+            "options": options,
+            "started_at": timezone.now(),
+            "host": socket.gethostname()[:255],
+            "pid": os.getpid(),
+        }
+
+    def _runs(self):
+        return CleanupRun.objects.using(self.using)
+
+    def record_locked(self):
+        self._runs().create(
+            **self.fields, status=Status.LOCKED, finished_at=timezone.now(), message=self.result.message
+        )
+
+    def start(self):
+        # Holding the lock, any other "running" row belongs to a run that died midway.
+        interrupted = (
+            self._runs()
+            .filter(status=Status.RUNNING)
+            .update(
+                status=Status.INTERRUPTED,
+                message="stopped before it finished (killed, or its host went away)",
+            )
+        )
+        if interrupted:
+            logger.warning("Marked %d earlier run(s) as interrupted", interrupted)
+        self._runs().create(**self.fields, status=Status.RUNNING)
+
+    def progress(self):
+        self._runs().filter(pk=self.result.run_id).update(**self.result.figures())
+
+    def finish(self):
+        values = {
+            **self.result.figures(),
+            "status": self.result.status,
+            "finished_at": timezone.now(),
+            "duration_seconds": self.result.duration_seconds,
+            "message": self.result.message,
+            "errors": self.result.errors,
+            "sample": self.result.sample,
+        }
+        for attempt in (1, 2):
+            try:
+                self._runs().filter(pk=self.result.run_id).update(**values)
+                return
+            except DatabaseError as exc:
+                # The connection may have died with the run: reconnect once.
+                connections[self.using].close()
+                if attempt == 2:
+                    logger.error("Could not record the run's end in the history: %s", exc)
+
+    def purge(self):
+        """Delete history rows older than ``MEDIA_CLEANUP_HISTORY_DAYS``; return how many."""
+        cutoff = self.now - timedelta(days=conf.history_days())
+        deleted, _ = self._runs().filter(started_at__lt=cutoff).exclude(pk=self.result.run_id).delete()
+        return deleted
+
+
+class Sweep:
+    """One run's state: the collect, cap and remove phases of ``run_cleanup``."""
+
+    def __init__(
+        self,
+        result,
+        *,
+        history,
+        dry_run,
+        min_age,
+        force,
+        time_limit,
+        rate,
+        now,
+        using,
+        walker,
+        on_item,
+        on_progress,
+    ):
+        self.result = result
+        self.history = history
+        self.dry_run = dry_run
+        self.cutoff = (now - min_age).timestamp()
+        self.force = force
+        self.time_limit = time_limit.total_seconds() if time_limit is not None else None
+        self.rate = rate
+        self.using = using
+        self.walker = walker
+        self.on_item = on_item
+        self.on_progress = on_progress
+        self.connection = connections[using]
+        self.started = time.monotonic()
+        self.last_progress = self.started
+        self.removed_items = 0
+        self.removal_started = None
+        self.owner_types = []
+        self.row_files = 0  # files that go with orphaned rows (for the cap)
+        # Names refused as written but pointing into uploads/ once normalised ("uploads//x"):
+        # their files count as referenced. Only odd rows land here, so it stays small.
+        self.protected = set()
+
+    def run(self):
+        self.owner_types = self.find_owner_types()
+        spill_dir = self.spill_dir()
+        with Spill(spill_dir) as orphaned_rows, Spill(spill_dir) as orphaned_files:
+            self.collect(orphaned_rows, orphaned_files)
+            self.report_progress(force=True)
+            if self.refused_by_cap():
+                return
+            self.remove_orphaned_records(orphaned_rows)
+            self.remove_orphaned_files(orphaned_files)
+        if not self.dry_run:
+            purged = self.history.purge()
+            if purged:
+                logger.info("Purged %d old run(s) from the history", purged)
+
+    # -- collect -----------------------------------------------------------------------------
+
+    def find_owner_types(self):
+        """Return ``[(content type, model)]`` of the owner types in use; count stale ones."""
+        media = Media.objects.using(self.using)
+        type_ids = media.order_by().values_list("content_type_id", flat=True).distinct()
+        owner_types = []
+        for content_type in ContentType.objects.using(self.using).filter(pk__in=list(type_ids)):
+            model = content_type.model_class()
+            if model is not None and isinstance(model._meta.pk, models.UUIDField):
+                owner_types.append((content_type, model))
+                continue
+            stale = media.filter(content_type=content_type).count()
+            self.result.stale_type_records += stale
+            self.item("stale type", f"{content_type.app_label}.{content_type.model} ({stale} rows kept)")
+        return owner_types
+
+    def orphaned_condition(self):
+        """Return a Q matching media rows whose owner row no longer exists."""
+        condition = Q(pk__in=[])
+        for content_type, model in self.owner_types:
+            owners = model._base_manager.using(self.using).filter(pk=OuterRef("object_id"))
+            condition |= Q(content_type=content_type) & ~Exists(owners)
+        return condition
+
+    def byte_order(self, field_name):
+        collation = BYTE_ORDER_COLLATIONS.get(self.connection.vendor)
+        return Collate(field_name, collation) if collation else models.F(field_name)
+
+    def reference_names(self):
+        """Yield every referenced name under ``uploads/`` in byte order, once per row."""
+        streams = []
+        for model, field_name in references.file_fields():
+            rows = (
+                model._base_manager.using(self.using)
+                .order_by(self.byte_order(field_name))
+                .values_list(field_name, flat=True)
+            )
+            streams.append(self._uploads_only(rows.iterator(chunk_size=PAGE_SIZE), is_media=model is Media))
+        return _in_byte_order(_merge(streams), "file references")
+
+    def _uploads_only(self, names, is_media):
+        for name in names:
+            if is_media:
+                self.result.records_checked += 1
+                self.tick()
+            if not name:
+                continue
+            if name.startswith(PREFIX) and is_safe_name(name) and not _needs_normalising(name):
+                yield name
+                continue
+            self.result.refused_paths += 1
+            self.item("refused path", name)
+            normalised = posixpath.normpath(name)
+            if normalised.startswith(PREFIX) and is_safe_name(normalised):
+                self.protected.add(normalised)
+
+    def orphaned_rows(self, spill):
+        """Yield ``(name, pk)`` of orphaned rows in byte order; spill those with no file to go."""
+        streams = []
+        for content_type, model in self.owner_types:
+            owners = model._base_manager.using(self.using).filter(pk=OuterRef("object_id"))
+            rows = (
+                Media.objects.using(self.using)
+                .filter(content_type=content_type)
+                .filter(~Exists(owners))
+                .order_by(self.byte_order("file"))
+                .values_list("file", "pk")
+            )
+            streams.append(rows.iterator(chunk_size=PAGE_SIZE))
+        for name, pk in _in_byte_order(_merge(streams), "orphaned rows", key=lambda row: row[0]):
+            self.result.orphaned_records += 1
+            self.item("orphaned record", f"{name} (row {pk})")
+            if name and name.startswith(PREFIX) and is_safe_name(name) and not _needs_normalising(name):
+                yield name, pk
+            else:
+                spill.append(str(pk), None, 0)  # the row goes; its path is never touched
+
+    def collect(self, orphaned_rows, orphaned_files):
+        """Count everything in one merge of references, orphaned rows and stored files."""
+        stored_files = _in_byte_order(self.walker.iter_files(), "stored files", key=lambda f: f.name)
+        aligned = align(self.reference_names(), self.orphaned_rows(orphaned_rows), stored_files)
+        for name, reference_count, orphan_pks, stored in aligned:
+            live_references = reference_count - len(orphan_pks)
+            if stored is not None:
+                self.result.files_checked += 1
+                self.tick()
+            if stored is None:
+                if live_references > 0:
+                    self.result.missing_files += live_references
+                    self.item("missing file", name)
+                for pk in orphan_pks:
+                    orphaned_rows.append(str(pk), None, 0)
+            elif reference_count == 0 and not orphan_pks:
+                self.collect_unreferenced(stored, orphaned_files)
+            elif live_references <= 0:
+                # Only orphaned rows point at it: it goes with the first of them.
+                self.row_files += 1
+                orphaned_rows.append(str(orphan_pks[0]), name, stored.size)
+                for pk in orphan_pks[1:]:
+                    orphaned_rows.append(str(pk), None, 0)
+            else:
+                for pk in orphan_pks:
+                    orphaned_rows.append(str(pk), None, 0)
+        self.result.unreadable_names += self.walker.unreadable_names
+        for message in self.walker.errors:
+            self.result.add_error(message)
+
+    def collect_unreferenced(self, stored, orphaned_files):
+        if stored.name in self.protected:
+            return
+        if stored.modified > self.cutoff:
+            self.result.young_files += 1
+            self.item("young file", stored.name)
+            return
+        self.result.orphaned_files += 1
+        self.item("orphaned file", stored.name)
+        orphaned_files.append(stored.name, stored.size)
+
+    # -- cap ---------------------------------------------------------------------------------
+
+    def refused_by_cap(self):
+        """Refuse the run when it would delete too large a share of files or rows (unless forced)."""
+        ratio, floor = conf.max_delete_ratio(), conf.cap_min_items()
+        result = self.result
+        reasons = []
+        for doomed, total, kind in [
+            (result.orphaned_files + self.row_files, result.files_checked, "files under uploads/"),
+            (result.orphaned_records, result.records_checked, "media rows"),
+        ]:
+            if doomed > floor and doomed > ratio * total:
+                reasons.append(f"{doomed} of {total} {kind}")
+        if not reasons:
+            return False
+        limit = f"more than {ratio:.0%} and more than {floor} items"
+        if self.force:
+            logger.warning("Safety cap lifted by --force: deleting %s (%s)", " and ".join(reasons), limit)
+            return False
+        result.conditions.add(Status.REFUSED)
+        result.message = (
+            f"refused by the safety cap: the run would delete {' and '.join(reasons)} ({limit}). "
+            "Nothing was deleted. Check that DATABASE_URL and MEDIA_ROOT point at the same "
+            "installation; rerun with --force if this is really intended."
+        )
+        logger.error("Cleanup %s", result.message)
+        return True
+
+    # -- remove ------------------------------------------------------------------------------
+
+    def remove_orphaned_records(self, spill):
+        """Delete orphaned rows in batches, then (after each commit) the files only they used."""
+        for batch in spill.batches(self.batch_size()):
+            if self.out_of_time():
+                return
+            pks = [pk for pk, _, _ in batch]
+            with transaction.atomic(using=self.using), signals.files_deleted_by_caller():
+                still_orphaned = self.media().filter(pk__in=pks).filter(self.orphaned_condition())
+                gone = {str(pk) for pk in still_orphaned.values_list("pk", flat=True)}
+                if not self.dry_run:
+                    self.media().filter(pk__in=gone).delete()
+            self.result.deleted_records += len(gone)
+            for pk in gone:
+                self.item("removed record" if not self.dry_run else "would remove record", pk)
+            files = [(name, size) for pk, name, size in batch if pk in gone and name]
+            self.remove_files(files, excluding={Media: gone})
+
+    def remove_orphaned_files(self, spill):
+        for batch in spill.batches(self.batch_size()):
+            if self.out_of_time():
+                return
+            self.remove_files(batch)
+
+    def remove_files(self, entries, excluding=None):
+        """Delete the files of one batch that no row references at this moment."""
+        if not entries:
+            return
+        referenced = references.referenced_names([name for name, _ in entries], self.using, excluding)
+        doomed = []
+        for name, size in entries:
+            if name in referenced:
+                logger.info("Keeping %r: a row references it again", name)
+            else:
+                doomed.append(StoredFile(name, size=size))
+        if self.dry_run:
+            for stored in doomed:
+                self.count_deleted(stored, "would remove file")
+            return
+        for stored, outcome, detail in self.walker.delete(doomed):
+            if outcome == Deletion.DELETED:
+                self.count_deleted(stored, "removed file")
+                logger.info("Removed %r (%s bytes)", stored.name, stored.size)
+            elif outcome == Deletion.GONE:
+                self.result.already_gone += 1
+                self.item("already gone", stored.name)
+            else:
+                self.result.add_error(f"{stored.name}: {detail}")
+                logger.error("Could not remove %r: %s", stored.name, detail)
+        self.pace(len(doomed))
+
+    def count_deleted(self, stored, kind):
+        self.result.deleted_files += 1
+        self.result.bytes_freed += stored.size or 0
+        self.item(kind, stored.name)
+
+    def media(self):
+        return Media.objects.using(self.using)
+
+    def batch_size(self):
+        # With a rate, a batch is at most one second's worth, so pacing stays smooth.
+        return max(1, min(PAGE_SIZE, self.rate)) if self.rate else PAGE_SIZE
+
+    def out_of_time(self):
+        if Status.PARTIAL in self.result.conditions:
+            return True
+        if self.time_limit is None or time.monotonic() - self.started < self.time_limit:
+            return False
+        self.result.conditions.add(Status.PARTIAL)
+        self.result.message = "stopped by --time-limit before everything was removed; the next run carries on"
+        logger.warning("Cleanup %s", self.result.message)
+        return True
+
+    def pace(self, removed):
+        """Sleep as needed so that removals stay under ``rate`` per second."""
+        if not self.rate:
+            return
+        if self.removal_started is None:
+            self.removal_started = time.monotonic()
+        self.removed_items += removed
+        ahead = self.removed_items / self.rate - (time.monotonic() - self.removal_started)
+        if ahead > 0:
+            time.sleep(ahead)
+
+    def spill_dir(self):
+        """Return where candidates spill: the temporary folder, which must lie outside MEDIA_ROOT."""
+        folder = os.path.realpath(tempfile.gettempdir())
+        location = getattr(self.walker, "root", None)
+        if location and (folder + os.sep).startswith(os.path.realpath(location) + os.sep):
+            raise StorageUnavailable(f"the temporary folder {folder} lies inside MEDIA_ROOT; set TMPDIR")
+        return folder
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def item(self, kind, name):
+        self.result.add_sample(kind, name)
+        if self.on_item:
+            self.on_item(kind, name)
+
+    def tick(self):
+        if (self.result.files_checked + self.result.records_checked) % 1024 == 0:
+            self.report_progress()
+
+    def report_progress(self, force=False):
+        now = time.monotonic()
+        if not force and now - self.last_progress < PROGRESS_INTERVAL:
+            return
+        self.last_progress = now
+        if self.on_progress:
+            self.on_progress(self.result)
+        self.history.progress()
+
+
+def align(references, orphans, stored_files):
+    """Merge three streams sorted by name into one ``(name, references, orphan pks, stored)`` per name.
+
+    ``references`` yields a name once per referencing row, ``orphans`` ``(name, pk)`` pairs, and
+    ``stored_files`` ``StoredFile`` objects with unique names.
+    """
+    end = None
+    reference = next(references, end)
+    orphan = next(orphans, end)
+    stored = next(stored_files, end)
+    while reference is not end or orphan is not end or stored is not end:
+        candidates = [
+            reference,
+            orphan[0] if orphan is not end else end,
+            stored.name if stored is not end else end,
+        ]
+        name = min(candidate for candidate in candidates if candidate is not end)
+        count = 0
+        while reference == name:
+            count += 1
+            reference = next(references, end)
+        pks = []
+        while orphan is not end and orphan[0] == name:
+            pks.append(orphan[1])
+            orphan = next(orphans, end)
+        here = end
+        if stored is not end and stored.name == name:
+            here = stored
+            stored = next(stored_files, end)
+        yield name, count, pks, here
+
+
+def _merge(streams):
+    if len(streams) == 1:
+        return streams[0]
+    return heapq.merge(*streams) if streams else iter(())
+
+
+def _in_byte_order(items, label, key=None):
+    previous = None
+    for item in items:
+        name = key(item) if key else item
+        if previous is not None and name < previous:
+            raise OutOfOrder(f"{label} are not sorted by name ({name!r} after {previous!r})")
+        previous = name
+        yield item
+
+
+def _needs_normalising(name):
+    # Fast path: only names with "//" or "/." can differ from their normal form.
+    return ("//" in name or "/." in name) and posixpath.normpath(name) != name

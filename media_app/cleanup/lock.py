@@ -1,0 +1,73 @@
+"""One sweep at a time: a PostgreSQL advisory lock, or an OS file lock next to a SQLite file.
+
+On PostgreSQL the lock is ``pg_try_advisory_lock(ADVISORY_LOCK_KEY)``, held on a connection of
+its own, so it covers every host that shares the database and dies with the process. Anything
+that deletes media in bulk (the sweep, a restore) takes it.
+"""
+
+import fcntl
+import hashlib
+import logging
+import os
+import tempfile
+from contextlib import contextmanager
+
+from django.db import connections
+
+logger = logging.getLogger(__name__)
+
+# The bytes "mediacln" read as a big-endian signed 64-bit integer: 7882817126550170734.
+ADVISORY_LOCK_KEY = int.from_bytes(b"mediacln", "big", signed=True)
+
+
+@contextmanager
+def cleanup_lock(using):
+    """Hold the sweep's lock for the block; yield False at once when another run holds it."""
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        with _advisory_lock(using) as acquired:
+            yield acquired
+    else:
+        with _file_lock(lock_file_path(connection.settings_dict["NAME"])) as acquired:
+            yield acquired
+
+
+def lock_file_path(database_name):
+    """Return the lock file: next to a database file, or in the temporary folder otherwise."""
+    name = str(database_name)
+    if name and name != ":memory:" and not name.startswith("file:"):
+        return f"{name}.cleanup.lock"
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), f"media-cleanup-{digest}.lock")
+
+
+@contextmanager
+def _advisory_lock(using):
+    lock_connection = connections.create_connection(using)
+    acquired = False
+    try:
+        with lock_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
+            acquired = cursor.fetchone()[0]
+        yield acquired
+    finally:
+        try:
+            if acquired and lock_connection.is_usable():
+                with lock_connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
+        finally:
+            lock_connection.close()  # closing the session releases the lock in any case
+
+
+@contextmanager
+def _file_lock(path):
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,41 @@
+"""The sweep's settings, with their defaults; read at call time so that tests can override them.
+
+The values come from the environment through ``mediaproject/settings.py``.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+
+from .cleanup.durations import parse_duration
+
+DEFAULTS = {
+    "MEDIA_CLEANUP_MIN_AGE": "24h",
+    "MEDIA_CLEANUP_MAX_DELETE_RATIO": 0.5,
+    "MEDIA_CLEANUP_CAP_MIN_ITEMS": 10,
+    "MEDIA_CLEANUP_HISTORY_DAYS": 90,
+}
+
+
+def _get(name):
+    return getattr(settings, name, DEFAULTS[name])
+
+
+def min_age() -> timedelta:
+    """Return the grace period; raise ValueError naming the setting when it does not parse."""
+    try:
+        return parse_duration(_get("MEDIA_CLEANUP_MIN_AGE"))
+    except ValueError as exc:
+        raise ValueError(f"MEDIA_CLEANUP_MIN_AGE: {exc}") from None
+
+
+def max_delete_ratio() -> float:
+    return float(_get("MEDIA_CLEANUP_MAX_DELETE_RATIO"))
+
+
+def cap_min_items() -> int:
+    return int(_get("MEDIA_CLEANUP_CAP_MIN_ITEMS"))
+
+
+def history_days() -> int:
+    return int(_get("MEDIA_CLEANUP_HISTORY_DAYS"))

@@ -1,0 +1,92 @@
+import argparse
+import json
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from media_app import conf
+from media_app.cleanup import run_cleanup, summary
+from media_app.cleanup.durations import parse_duration
+from media_app.models import CleanupRun
+
+
+def duration(text):
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def positive_int(text):
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(
+            f"invalid rate {text!r}: a whole number of items per second, 1 or more"
+        )
+    return int(text)
+
+
+class Command(BaseCommand):
+    help = (
+        "Remove media rows whose owner is gone and files under uploads/ that nothing references. "
+        "Exit codes: 0 ok or partial, 1 errors, refused or failed, 2 usage error, 75 locked."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dry-run", action="store_true", help="Report what would go; remove nothing.")
+        parser.add_argument(
+            "--min-age", type=duration, help="Grace period for files: 0, 3600, 90s, 30m, 6h, 2d."
+        )
+        parser.add_argument("--force", action="store_true", help="Lift the safety cap against mass deletion.")
+        parser.add_argument(
+            "--time-limit", type=duration, help="Stop deleting after this long (status partial)."
+        )
+        parser.add_argument("--rate", type=positive_int, help="Delete at most N items per second.")
+        parser.add_argument("--json", action="store_true", help="Print one JSON object with the figures.")
+        parser.add_argument(
+            "--no-input",
+            "--noinput",
+            action="store_false",
+            dest="interactive",
+            help="Accepted for symmetry; the command never prompts.",
+        )
+        parser.add_argument(
+            "--trigger",
+            choices=CleanupRun.Trigger.values,
+            default=CleanupRun.Trigger.COMMAND,
+            help=argparse.SUPPRESS,
+        )
+        parser.add_argument("--run-id", help=argparse.SUPPRESS)
+
+    def handle(self, *args, **options):
+        verbosity, as_json = options["verbosity"], options["json"]
+        if options["min_age"] is None:
+            try:
+                options["min_age"] = conf.min_age()
+            except ValueError as exc:
+                raise CommandError(str(exc), returncode=2) from None
+        items = self.stderr if as_json else self.stdout
+        result = run_cleanup(
+            dry_run=options["dry_run"],
+            min_age=options["min_age"],
+            force=options["force"],
+            time_limit=options["time_limit"],
+            rate=options["rate"],
+            trigger=options["trigger"],
+            run_id=options["run_id"],
+            on_item=(lambda kind, name: items.write(f"{kind}: {name}")) if verbosity >= 2 else None,
+            on_progress=self.progress if verbosity >= 1 and not as_json and sys.stderr.isatty() else None,
+        )
+        if as_json:
+            self.stdout.write(json.dumps(result.as_dict()))
+        elif verbosity >= 1:
+            self.stdout.write(summary(result))
+        if result.exit_code:
+            raise CommandError(
+                f"cleanup {result.status}: {result.message or 'see the errors above'}",
+                returncode=result.exit_code,
+            )
+
+    def progress(self, result):
+        self.stderr.write(
+            f"\rlisted {result.files_checked:,} files, checked {result.records_checked:,} rows", ending=""
+        )

@@ -1,0 +1,41 @@
+import pytest
+from django.db import connection
+
+from media_app.cleanup.lock import ADVISORY_LOCK_KEY, cleanup_lock, lock_file_path
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_only_one_holder_at_a_time_and_released_after():
+    with cleanup_lock("default") as first:
+        with cleanup_lock("default") as second:
+            assert (first, second) == (True, False)
+    with cleanup_lock("default") as again:
+        assert again
+
+
+def test_released_when_the_block_raises():
+    with pytest.raises(RuntimeError), cleanup_lock("default"):
+        raise RuntimeError
+    with cleanup_lock("default") as acquired:
+        assert acquired
+
+
+def test_postgresql_uses_the_documented_advisory_key_on_a_connection_of_its_own():
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite uses a file lock")
+    with cleanup_lock("default") as acquired:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND pid <> pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = %s",
+                [ADVISORY_LOCK_KEY],
+            )
+            assert cursor.fetchone()[0] == 1
+    assert acquired
+    assert ADVISORY_LOCK_KEY == 7882817126550170734
+
+
+def test_sqlite_locks_a_file_next_to_the_database():
+    assert lock_file_path("/srv/app/db.sqlite3") == "/srv/app/db.sqlite3.cleanup.lock"
+    assert lock_file_path(":memory:").startswith("/")

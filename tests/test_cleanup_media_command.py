@@ -1,0 +1,154 @@
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from media_app.cleanup.lock import cleanup_lock
+from media_app.models import CleanupRun, Media
+from tests import factories
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+JSON_KEYS = {
+    "run_id",
+    "status",
+    "dry_run",
+    "records_checked",
+    "files_checked",
+    "orphaned_records",
+    "orphaned_files",
+    "missing_files",
+    "stale_type_records",
+    "refused_paths",
+    "unreadable_names",
+    "bytes_freed",
+    "error_count",
+    "errors",
+    "duration_seconds",
+}
+
+
+def cleanup(*args):
+    """Call the command as a shell would; return (stdout, stderr, exit code)."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("cleanup_media", *args, stdout=out, stderr=err)
+        code = 0
+    except CommandError as exc:
+        err.write(str(exc))
+        code = exc.returncode
+    return out.getvalue(), err.getvalue(), code
+
+
+@pytest.fixture
+def drift(media_root):
+    """One orphaned row and one stray file, both old enough to go."""
+    owner = factories.tour()
+    factories.media(factories.tour())
+    orphan = factories.media(owner)
+    factories.delete_behind_the_orms_back(owner)
+    return orphan, factories.stray_file(media_root, "uploads/tours/stray.jpg")
+
+
+def test_json_prints_exactly_one_object_with_the_contracted_keys(drift):
+    out, _, code = cleanup("--json", "--no-input")
+
+    report = json.loads(out)
+    assert JSON_KEYS <= set(report)
+    assert (report["status"], report["orphaned_records"], report["orphaned_files"], code) == ("ok", 1, 1, 0)
+    assert CleanupRun.objects.get(pk=report["run_id"]).trigger == "command"
+
+
+def test_json_with_verbosity_2_sends_item_lines_to_stderr(drift):
+    out, err, _ = cleanup("--json", "-v", "2", "--dry-run")
+
+    assert json.loads(out)["dry_run"] is True
+    assert "orphaned file: uploads/tours/stray.jpg" in err
+    assert drift[1].exists()
+
+
+def test_verbosity_levels(drift):
+    quiet, _, _ = cleanup("--dry-run", "-v", "0")
+    summary, _, _ = cleanup("--dry-run")
+    detailed, _, _ = cleanup("--dry-run", "-v", "2")
+
+    assert quiet == ""
+    assert "would remove 1 rows and 2 files" in summary and "uploads/tours/stray.jpg" not in summary
+    assert "orphaned file: uploads/tours/stray.jpg" in detailed
+
+
+def test_options_reach_the_engine(drift, media_root):
+    factories.stray_file(media_root, "uploads/tours/young.jpg", age_days=0)
+
+    out, _, _ = cleanup("--json", "--min-age", "0", "--time-limit", "1h", "--rate", "1000", "--force")
+
+    report = json.loads(out)
+    assert report["orphaned_files"] == 2 and report["young_files"] == 0
+    options = CleanupRun.objects.get(pk=report["run_id"]).options
+    assert options == {"dry_run": False, "min_age": 0.0, "force": True, "time_limit": 3600.0, "rate": 1000}
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--min-age", "soon"], "--min-age"),
+        (["--time-limit", "-5"], "--time-limit"),
+        (["--rate", "0"], "--rate"),
+        (["--bogus"], "--bogus"),
+    ],
+)
+def test_usage_errors_name_the_option_and_record_nothing(args, named):
+    with pytest.raises(CommandError, match=named):
+        call_command("cleanup_media", *args)
+
+    assert not CleanupRun.objects.exists()
+
+
+def test_a_bad_grace_period_setting_is_a_usage_error(settings):
+    settings.MEDIA_CLEANUP_MIN_AGE = "a while"
+
+    _, err, code = cleanup()
+
+    assert code == 2 and "MEDIA_CLEANUP_MIN_AGE" in err
+    assert not CleanupRun.objects.exists()
+
+
+def test_exit_codes_in_a_real_process(drift, manage_py, media_root):
+    ok = manage_py("cleanup_media", "--json")
+    usage = manage_py("cleanup_media", "--min-age", "later")
+    for n in range(20):
+        factories.stray_file(media_root, f"uploads/guides/{n}.jpg")
+    Media.objects.all().delete()
+    refused = manage_py("cleanup_media", "--json")
+
+    assert ok.returncode == 0, ok.stderr
+    report = json.loads(ok.stdout)
+    assert (report["status"], report["deleted_records"], report["deleted_files"]) == ("ok", 1, 2)
+    assert not drift[1].exists()
+    assert usage.returncode == 2 and "--min-age" in usage.stderr
+    assert refused.returncode == 1 and json.loads(refused.stdout)["status"] == "refused"
+    assert "Traceback" not in ok.stderr + usage.stderr + refused.stderr
+
+
+def test_a_second_process_while_the_lock_is_held_exits_75(drift, manage_py):
+    with cleanup_lock("default") as acquired:
+        assert acquired
+        locked = manage_py("cleanup_media", "--json")
+
+    assert locked.returncode == 75
+    assert json.loads(locked.stdout)["status"] == "locked"
+    assert drift[1].exists()
+
+
+def test_errors_exit_1_and_each_failure_is_one_log_line(drift, settings, caplog):
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "tests.storages.FailingDeleteStorage"}}
+
+    out, err, code = cleanup("--json")
+
+    assert code == 1
+    report = json.loads(out)
+    assert report["status"] == "errors" and report["error_count"] == 2
+    failures = [r for r in caplog.records if r.levelname == "ERROR" and "Could not remove" in r.getMessage()]
+    assert len(failures) == 2 and all(r.exc_info is None for r in failures)
+    assert drift[1].exists()
