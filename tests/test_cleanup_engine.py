@@ -572,3 +572,25 @@ def test_old_history_is_purged_by_real_runs_only(media_root, settings):
 
     assert not CleanupRun.objects.filter(pk=old.pk).exists()
     assert CleanupRun.objects.filter(pk=recent.pk).exists()
+
+
+# -- a selection (the admin action) ----------------------------------------------------------
+
+
+def test_a_selection_removes_only_its_orphaned_rows_and_their_files(media_root):
+    live_row = factories.media(factories.tour())
+    gone_owner, other_gone_owner = factories.tour(), factories.guide()
+    selected_orphan = factories.media(gone_owner)
+    unselected_orphan = factories.media(other_gone_owner)
+    factories.delete_behind_the_orms_back(gone_owner)
+    factories.delete_behind_the_orms_back(other_gone_owner)
+    stray = factories.stray_file(media_root, "uploads/tours/stray.jpg")
+
+    result = run_cleanup(media_ids=[live_row.pk, selected_orphan.pk])
+
+    assert (result.records_checked, result.orphaned_records, result.deleted_records) == (2, 1, 1)
+    assert (result.deleted_files, result.files_checked) == (1, 0)
+    assert not Media.objects.filter(pk=selected_orphan.pk).exists()
+    assert not (media_root / selected_orphan.file.name).exists()
+    assert Media.objects.filter(pk__in=[live_row.pk, unselected_orphan.pk]).count() == 2
+    assert (media_root / live_row.file.name).exists() and stray.exists()

@@ -38,7 +38,7 @@ from .durations import parse_duration
 from .lock import cleanup_lock
 from .result import CleanupResult, Status
 from .spill import Spill
-from .walkers import PREFIX, Deletion, FilesystemWalker, StorageUnavailable, StoredFile
+from .walkers import PREFIX, Deletion, StorageUnavailable, StoredFile, walker_for
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ def run_cleanup(
     using=DEFAULT_DB_ALIAS,
     storage=None,
     walker=None,
+    media_ids=None,
     run_id=None,
     on_item=None,
     on_progress=None,
@@ -79,6 +80,9 @@ def run_cleanup(
     - ``rate``: delete at most this many items per second.
     - ``now``: the clock used for the grace period and history retention (tests move it).
     - ``walker``: lists and deletes stored files; by default one for ``storage``.
+    - ``media_ids``: limit the run to these media rows (the admin's selection): only the
+      orphaned rows among them go, with their files; storage is not listed and, the
+      selection being a person's explicit choice, the safety cap does not apply.
     - ``on_item(kind, name)`` and ``on_progress(result)``: optional callbacks for a face.
 
     Only one run holds the lock at a time; another ends ``locked`` at once. Every run is
@@ -122,7 +126,8 @@ def run_cleanup(
             rate=rate,
             now=now,
             using=using,
-            walker=walker or FilesystemWalker(storage or default_storage),
+            walker=walker or walker_for(storage or default_storage),
+            media_ids=media_ids,
             on_item=on_item,
             on_progress=on_progress,
         )
@@ -241,6 +246,7 @@ class Sweep:
         now,
         using,
         walker,
+        media_ids,
         on_item,
         on_progress,
     ):
@@ -253,6 +259,7 @@ class Sweep:
         self.rate = rate
         self.using = using
         self.walker = walker
+        self.media_ids = media_ids
         self.on_item = on_item
         self.on_progress = on_progress
         self.connection = connections[using]
@@ -270,10 +277,13 @@ class Sweep:
         self.owner_types = self.find_owner_types()
         spill_dir = self.spill_dir()
         with Spill(spill_dir) as orphaned_rows, Spill(spill_dir) as orphaned_files:
-            self.collect(orphaned_rows, orphaned_files)
-            self.report_progress(force=True)
-            if self.refused_by_cap():
-                return
+            if self.media_ids is None:
+                self.collect(orphaned_rows, orphaned_files)
+                self.report_progress(force=True)
+                if self.refused_by_cap():
+                    return
+            else:
+                self.collect_selected(orphaned_rows)
             self.remove_orphaned_records(orphaned_rows)
             self.remove_orphaned_files(orphaned_files)
         if not self.dry_run:
@@ -329,7 +339,7 @@ class Sweep:
                 self.tick()
             if not name:
                 continue
-            if name.startswith(PREFIX) and is_safe_name(name) and not _needs_normalising(name):
+            if in_reach(name):
                 yield name
                 continue
             self.result.refused_paths += 1
@@ -354,7 +364,7 @@ class Sweep:
         for name, pk in _in_byte_order(_merge(streams), "orphaned rows", key=lambda row: row[0]):
             self.result.orphaned_records += 1
             self.item("orphaned record", f"{name} (row {pk})")
-            if name and name.startswith(PREFIX) and is_safe_name(name) and not _needs_normalising(name):
+            if in_reach(name):
                 yield name, pk
             else:
                 spill.append(str(pk), None, 0)  # the row goes; its path is never touched
@@ -388,6 +398,20 @@ class Sweep:
         self.result.unreadable_names += self.walker.unreadable_names
         for message in self.walker.errors:
             self.result.add_error(message)
+
+    def collect_selected(self, orphaned_rows):
+        """Spill the orphaned rows among ``media_ids``, each with its file as the row describes it."""
+        selected = self.media().filter(pk__in=self.media_ids)
+        self.result.records_checked = selected.count()
+        orphans = selected.filter(self.orphaned_condition()).values_list("pk", "file", "size")
+        for pk, name, size in orphans.iterator(chunk_size=PAGE_SIZE):
+            self.result.orphaned_records += 1
+            self.item("orphaned record", f"{name} (row {pk})")
+            if in_reach(name):
+                orphaned_rows.append(str(pk), name, size)
+            else:
+                self.result.refused_paths += 1
+                orphaned_rows.append(str(pk), None, 0)
 
     def collect_unreferenced(self, stored, orphaned_files):
         if stored.name in self.protected:
@@ -590,6 +614,9 @@ def _in_byte_order(items, label, key=None):
         yield item
 
 
-def _needs_normalising(name):
+def in_reach(name):
+    """Return True for a name the sweep may touch: safe, normalised, and under ``uploads/``."""
+    if not (name and name.startswith(PREFIX) and is_safe_name(name)):
+        return False
     # Fast path: only names with "//" or "/." can differ from their normal form.
-    return ("//" in name or "/." in name) and posixpath.normpath(name) != name
+    return not ("//" in name or "/." in name) or posixpath.normpath(name) == name

@@ -65,6 +65,11 @@ class Deletion:
     FAILED = "failed"
 
 
+def walker_for(storage):
+    """Return the walker that lists and deletes files of ``storage``."""
+    return FilesystemWalker(storage)
+
+
 def is_utf8(name):
     """Return True for a name that decoded cleanly (no surrogate escapes from bad bytes)."""
     if name.isascii():
