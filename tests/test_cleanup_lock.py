@@ -28,6 +28,7 @@ def test_postgresql_uses_the_documented_advisory_key_on_a_connection_of_its_own(
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
                 "AND pid <> pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = %s",
                 [ADVISORY_LOCK_KEY],
             )

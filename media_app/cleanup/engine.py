@@ -21,6 +21,7 @@ import socket
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.contrib.contenttypes.models import ContentType
@@ -278,7 +279,8 @@ class Sweep:
         spill_dir = self.spill_dir()
         with Spill(spill_dir) as orphaned_rows, Spill(spill_dir) as orphaned_files:
             if self.media_ids is None:
-                self.collect(orphaned_rows, orphaned_files)
+                with planned_for_whole_results(self.connection):
+                    self.collect(orphaned_rows, orphaned_files)
                 self.report_progress(force=True)
                 if self.refused_by_cap():
                     return
@@ -330,13 +332,13 @@ class Sweep:
                 .values_list(field_name, flat=True)
             )
             streams.append(self._uploads_only(rows.iterator(chunk_size=PAGE_SIZE), is_media=model is Media))
-        return _in_byte_order(_merge(streams), "file references")
+        return _merge(streams)
 
     def _uploads_only(self, names, is_media):
+        result = self.result
         for name in names:
             if is_media:
-                self.result.records_checked += 1
-                self.tick()
+                result.records_checked += 1
             if not name:
                 continue
             if in_reach(name):
@@ -361,7 +363,7 @@ class Sweep:
                 .values_list("file", "pk")
             )
             streams.append(rows.iterator(chunk_size=PAGE_SIZE))
-        for name, pk in _in_byte_order(_merge(streams), "orphaned rows", key=lambda row: row[0]):
+        for name, pk in _merge(streams):
             self.result.orphaned_records += 1
             self.item("orphaned record", f"{name} (row {pk})")
             if in_reach(name):
@@ -371,20 +373,20 @@ class Sweep:
 
     def collect(self, orphaned_rows, orphaned_files):
         """Count everything in one merge of references, orphaned rows and stored files."""
-        stored_files = _in_byte_order(self.walker.iter_files(), "stored files", key=lambda f: f.name)
-        aligned = align(self.reference_names(), self.orphaned_rows(orphaned_rows), stored_files)
-        for name, reference_count, orphan_pks, stored in aligned:
+        aligned = align(self.reference_names(), self.orphaned_rows(orphaned_rows), self.walker.iter_files())
+        for number, (name, reference_count, orphan_pks, stored) in enumerate(aligned):
+            if number % 4096 == 0:
+                self.report_progress()
             live_references = reference_count - len(orphan_pks)
-            if stored is not None:
-                self.result.files_checked += 1
-                self.tick()
             if stored is None:
                 if live_references > 0:
                     self.result.missing_files += live_references
                     self.item("missing file", name)
                 for pk in orphan_pks:
                     orphaned_rows.append(str(pk), None, 0)
-            elif reference_count == 0 and not orphan_pks:
+                continue
+            self.result.files_checked += 1
+            if reference_count == 0 and not orphan_pks:
                 self.collect_unreferenced(stored, orphaned_files)
             elif live_references <= 0:
                 # Only orphaned rows point at it: it goes with the first of them.
@@ -552,10 +554,6 @@ class Sweep:
         if self.on_item:
             self.on_item(kind, name)
 
-    def tick(self):
-        if (self.result.files_checked + self.result.records_checked) % 1024 == 0:
-            self.report_progress()
-
     def report_progress(self, force=False):
         now = time.monotonic()
         if not force and now - self.last_progress < PROGRESS_INTERVAL:
@@ -566,35 +564,71 @@ class Sweep:
         self.history.progress()
 
 
+@contextmanager
+def planned_for_whole_results(connection):
+    """Have PostgreSQL plan the sweep's cursors for reading every row, as the sweep does.
+
+    By default PostgreSQL plans a cursor for a fast first row (``cursor_tuple_fraction``
+    0.1): an orphan query then walks the name index with a per-row lookup (seconds at a
+    million rows) instead of one hash anti-join and a small sort (a tenth of a second).
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET cursor_tuple_fraction = 1.0")
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET cursor_tuple_fraction")
+        except DatabaseError:
+            pass  # the connection is gone, and the setting with it
+
+
+# Sorts after every name the streams carry: they all start with "uploads/".
+END = "\U0010ffff"
+
+
 def align(references, orphans, stored_files):
     """Merge three streams sorted by name into one ``(name, references, orphan pks, stored)`` per name.
 
     ``references`` yields a name once per referencing row, ``orphans`` ``(name, pk)`` pairs, and
-    ``stored_files`` ``StoredFile`` objects with unique names.
+    ``stored_files`` ``StoredFile`` objects with unique names. A stream out of byte order (or a
+    name listed twice) raises ``OutOfOrder``: the merge would otherwise see unreferenced files
+    where there are none.
     """
-    end = None
-    reference = next(references, end)
-    orphan = next(orphans, end)
-    stored = next(stored_files, end)
-    while reference is not end or orphan is not end or stored is not end:
-        candidates = [
-            reference,
-            orphan[0] if orphan is not end else end,
-            stored.name if stored is not end else end,
-        ]
-        name = min(candidate for candidate in candidates if candidate is not end)
+    no_orphan = (END, None)
+    reference = next(references, END)
+    orphan_name, orphan_pk = next(orphans, no_orphan)
+    stored = next(stored_files, None)
+    stored_name = END if stored is None else stored.name
+    previous = ""
+    while True:
+        name = reference if reference < stored_name else stored_name
+        if orphan_name < name:
+            name = orphan_name
+        if name == END:
+            return
+        if name <= previous:
+            raise OutOfOrder(f"the streams are not sorted by name: {name!r} came after {previous!r}")
+        previous = name
         count = 0
         while reference == name:
             count += 1
-            reference = next(references, end)
-        pks = []
-        while orphan is not end and orphan[0] == name:
-            pks.append(orphan[1])
-            orphan = next(orphans, end)
-        here = end
-        if stored is not end and stored.name == name:
+            reference = next(references, END)
+        pks = ()
+        if orphan_name == name:
+            pks = []
+            while orphan_name == name:
+                pks.append(orphan_pk)
+                orphan_name, orphan_pk = next(orphans, no_orphan)
+        here = None
+        if stored_name == name:
             here = stored
-            stored = next(stored_files, end)
+            stored = next(stored_files, None)
+            stored_name = END if stored is None else stored.name
         yield name, count, pks, here
 
 
@@ -604,19 +638,12 @@ def _merge(streams):
     return heapq.merge(*streams) if streams else iter(())
 
 
-def _in_byte_order(items, label, key=None):
-    previous = None
-    for item in items:
-        name = key(item) if key else item
-        if previous is not None and name < previous:
-            raise OutOfOrder(f"{label} are not sorted by name ({name!r} after {previous!r})")
-        previous = name
-        yield item
-
-
 def in_reach(name):
     """Return True for a name the sweep may touch: safe, normalised, and under ``uploads/``."""
-    if not (name and name.startswith(PREFIX) and is_safe_name(name)):
+    if not name.startswith(PREFIX):
         return False
-    # Fast path: only names with "//" or "/." can differ from their normal form.
-    return not ("//" in name or "/." in name) or posixpath.normpath(name) == name
+    # Fast path for the millions of plain names; only these substrings can make one unsafe
+    # or different from its normal form.
+    if "/." not in name and "//" not in name and "\\" not in name and "\x00" not in name:
+        return True
+    return is_safe_name(name) and posixpath.normpath(name) == name

@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 PREFIX = UPLOADS_FOLDER + "/"
 # Entries of one folder held in memory before sorted runs spill to disk: flat memory even
 # when a single folder holds millions of files.
-FOLDER_CHUNK = 20_000
+FOLDER_CHUNK = 50_000
 
 
 class StorageUnavailable(Exception):
