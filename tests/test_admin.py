@@ -112,7 +112,7 @@ def test_delete_selected_owners_deletes_their_files(
 
 @pytest.mark.django_db(transaction=True)
 def test_run_history_is_listed_shown_and_read_only(admin_client, media_root):
-    from media_app.cleanup import run_cleanup
+    from media_app.cleanup.engine import run_cleanup
 
     result = run_cleanup()
 

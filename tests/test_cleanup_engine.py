@@ -7,7 +7,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone
 
-from media_app.cleanup import run_cleanup
+from media_app.cleanup.engine import run_cleanup
 from media_app.cleanup.lock import cleanup_lock
 from media_app.cleanup.walkers import FilesystemWalker, StoredFile
 from media_app.models import CleanupRun, Media

@@ -111,3 +111,33 @@ def test_delete_reports_each_outcome(walker, media_root, outside_dir):
         ("other/x.jpg", Deletion.FAILED),
     ]
     assert (outside_dir / "x.jpg").read_bytes() == b"keep"
+
+
+def test_a_listing_process_that_dies_makes_the_storage_unavailable(walker, media_root, monkeypatch, tmp_path):
+    make(media_root, ["tours/a.jpg"])
+    monkeypatch.setattr(walkers, "PACKAGE_PARENT", tmp_path)  # the child cannot import the listing from here
+
+    with pytest.raises(StorageUnavailable, match="listing of uploads/ failed"):
+        list(walker.iter_files())
+
+
+def test_stopping_early_ends_the_listing_process(walker, media_root):
+    make(media_root, [f"tours/{n:05d}.jpg" for n in range(5000)])
+    files = walker.iter_files()
+
+    first = next(files)
+    files.close()
+
+    assert first.name == "uploads/tours/00000.jpg"
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and _is_listing_child(p)]
+
+
+def _is_listing_child(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            command = handle.read()
+        with open(f"/proc/{pid}/stat") as handle:
+            parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return False
+    return b"media_app.cleanup.listing" in command and parent == os.getpid()

@@ -1,6 +1,4 @@
-"""The cleanup sweep; ``run_cleanup`` is its one entry point."""
+"""The cleanup sweep; ``engine.run_cleanup`` is its one entry point.
 
-from .engine import run_cleanup, summary
-from .result import CleanupResult
-
-__all__ = ["CleanupResult", "run_cleanup", "summary"]
+Nothing is imported here, so that ``python -m media_app.cleanup.listing`` runs without Django.
+"""

@@ -5,11 +5,14 @@ objects sorted by name (UTF-8 byte order, which is Python's ``str`` order), so t
 can merge them with rows ordered the same way; and it deletes a batch of files, reporting each.
 """
 
-import heapq
+import json
 import logging
 import os
 import stat
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 from ..models import UPLOADS_FOLDER
 from ..paths import resolves_inside
@@ -20,6 +23,8 @@ PREFIX = UPLOADS_FOLDER + "/"
 # Entries of one folder held in memory before sorted runs spill to disk: flat memory even
 # when a single folder holds millions of files.
 FOLDER_CHUNK = 50_000
+# Where ``python -m media_app.cleanup.listing`` can be imported from.
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 
 
 class StorageUnavailable(Exception):
@@ -70,17 +75,6 @@ def walker_for(storage):
     return FilesystemWalker(storage)
 
 
-def is_utf8(name):
-    """Return True for a name that decoded cleanly (no surrogate escapes from bad bytes)."""
-    if name.isascii():
-        return True
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 class FilesystemWalker:
     """Walk ``uploads/`` of a local ``FileSystemStorage`` without ever following a symlink.
 
@@ -101,64 +95,47 @@ class FilesystemWalker:
         return info.st_size, info.st_mtime
 
     def iter_files(self):
-        """Yield every file under ``uploads/`` as a ``StoredFile``, in byte order of names."""
+        """Yield every file under ``uploads/`` as a ``StoredFile``, in byte order of names.
+
+        The listing runs in a process of its own (``listing.py``), so that it takes the
+        second core while this process streams rows from the database.
+        """
         top = os.path.join(self.root, UPLOADS_FOLDER)
         if not os.path.lexists(top):
             return
         if os.path.islink(top) or not os.path.isdir(top):
             raise StorageUnavailable(f"{top} is not a folder (a symlink is not followed)")
+        command = [sys.executable, "-m", "media_app.cleanup.listing", "--chunk", str(FOLDER_CHUNK), top]
+        if self.spill_dir:
+            command[-1:-1] = ["--spill-dir", self.spill_dir]
+        with tempfile.TemporaryFile(dir=self.spill_dir) as report:
+            listing = subprocess.Popen(command, cwd=PACKAGE_PARENT, stdout=subprocess.PIPE, stderr=report)
+            try:
+                for name in _read_names(listing.stdout):
+                    yield StoredFile(PREFIX + name, describe=self._describe)
+            finally:
+                if listing.poll() is None:
+                    listing.kill()  # the sweep stopped early
+                listing.stdout.close()
+                returncode = listing.wait()
+            report.seek(0)
+            self._take_report(returncode, report.read().decode("utf-8", "replace"))
+
+    def _take_report(self, returncode, text):
         try:
-            entries = self._sorted_entries(top)
-        except OSError as exc:
-            raise StorageUnavailable(f"cannot list {top}: {exc}") from exc
-        yield from self._walk(PREFIX, entries)
-
-    def _walk(self, prefix, entries):
-        for entry in entries:
-            if entry.endswith("/"):
-                folder = prefix + entry
-                try:
-                    children = self._sorted_entries(os.path.join(self.root, folder))
-                except OSError as exc:
-                    self.errors.append(f"cannot list {folder}: {exc.strerror or exc}")
-                    logger.error("Cannot list %r: %s; its files are left alone", folder, exc)
-                    continue
-                yield from self._walk(folder, children)
-            else:
-                yield StoredFile(prefix + entry, describe=self._describe)
-
-    def _sorted_entries(self, path):
-        """Return a folder's entries in an order that makes the whole walk byte-ordered.
-
-        A folder sorts as ``name/``, so that ``a/b`` comes after ``a-b`` as it does in a
-        plain string sort of the full names. Past ``FOLDER_CHUNK`` entries, sorted runs spill
-        to temporary files outside ``MEDIA_ROOT`` and are merged back lazily.
-        """
-        runs, chunk = [], []
-        with os.scandir(path) as scan:
-            for entry in scan:
-                name = entry.name
-                if not is_utf8(name):
-                    self.unreadable_names += 1
-                    logger.warning("Leaving alone %r: its name is not valid UTF-8", os.path.join(path, name))
-                    continue
-                chunk.append(name + "/" if entry.is_dir(follow_symlinks=False) else name)
-                if len(chunk) >= FOLDER_CHUNK:
-                    runs.append(self._spill_run(chunk))
-                    chunk = []
-        chunk.sort()
-        if not runs:
-            return chunk
-        runs.append(chunk)
-        return heapq.merge(*runs)
-
-    def _spill_run(self, names):
-        names.sort()
-        handle = tempfile.TemporaryFile(mode="w+", encoding="utf-8", dir=self.spill_dir)
-        # NUL cannot occur in a file name, so it separates names safely.
-        handle.write("\0".join(names))
-        handle.seek(0)
-        return _read_nul_separated(handle)
+            problems = json.loads(text)
+        except ValueError:
+            raise StorageUnavailable(
+                f"the listing of uploads/ failed (exit {returncode}): {text[-2000:]}"
+            ) from None
+        if problems.get("failed"):
+            raise StorageUnavailable("; ".join(problems["errors"]))
+        self.unreadable_names += problems["unreadable"]
+        for path in problems["unreadable_sample"]:
+            logger.warning("Leaving alone %r: its name is not valid UTF-8", path)
+        for message in problems["errors"]:
+            self.errors.append(f"uploads/: {message}")
+            logger.error("Cannot list a folder under uploads/: %s; its files are left alone", message)
 
     def delete(self, files):
         """Delete each file (a symlink as a link); yield ``(file, outcome, detail)``.
@@ -204,12 +181,10 @@ class FilesystemWalker:
                 folder = os.path.dirname(folder)
 
 
-def _read_nul_separated(handle, block_size=1 << 16):
-    with handle:
-        tail = ""
-        while block := handle.read(block_size):
-            parts = (tail + block).split("\0")
-            tail = parts.pop()
-            yield from parts
-        if tail:
-            yield tail
+def _read_names(stream, block_size=1 << 16):
+    """Yield the NUL-terminated UTF-8 names of a byte stream."""
+    pending = b""
+    while block := stream.read(block_size):
+        complete, _, pending = (pending + block).rpartition(b"\0")
+        if complete:
+            yield from complete.decode("utf-8").split("\0")

@@ -5,8 +5,8 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from media_app import conf
-from media_app.cleanup import run_cleanup, summary
 from media_app.cleanup.durations import parse_duration
+from media_app.cleanup.engine import run_cleanup, summary
 from media_app.models import CleanupRun
 
 

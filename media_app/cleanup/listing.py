@@ -1,0 +1,160 @@
+"""List the files of a folder tree in byte order of their names, in bounded memory.
+
+Standard library only, so that the sweep runs it as a process of its own
+(``python -m media_app.cleanup.listing FOLDER``) on the second core while the main process
+streams rows from the database.
+
+Output: on stdout, each file's name relative to FOLDER followed by a NUL byte (NUL cannot
+occur in a file name); at the end, on stderr, one JSON object
+``{"unreadable": count, "unreadable_sample": [...], "errors": [...]}``.
+
+Symlinks are listed as files and never followed. Names that are not valid UTF-8 are counted
+and left out. A folder that cannot be listed is reported in ``errors`` and skipped.
+"""
+
+import argparse
+import heapq
+import json
+import os
+import sys
+import tempfile
+
+# Entries of one folder held in memory before sorted runs spill to disk.
+DEFAULT_CHUNK = 50_000
+SAMPLE_SIZE = 100
+MAX_ERRORS = 100
+
+
+class Problems:
+    """What the listing could not list, reported at the end."""
+
+    def __init__(self):
+        self.unreadable = 0
+        self.unreadable_sample = []
+        self.errors = []
+
+    def unreadable_name(self, path):
+        self.unreadable += 1
+        if len(self.unreadable_sample) < SAMPLE_SIZE:
+            self.unreadable_sample.append(os.fsencode(path).decode("utf-8", "backslashreplace"))
+
+    def error(self, message):
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(message)
+
+    def as_dict(self):
+        return {
+            "unreadable": self.unreadable,
+            "unreadable_sample": self.unreadable_sample,
+            "errors": self.errors,
+        }
+
+
+def is_utf8(name):
+    """Return True for a name that decoded cleanly (no surrogate escapes from bad bytes)."""
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def walk(top, problems, chunk=DEFAULT_CHUNK, spill_dir=None):
+    """Yield the names of the files under ``top``, relative to it, in byte order.
+
+    Raises OSError when ``top`` itself cannot be listed.
+    """
+    yield from _walk(top, "", sorted_entries(top, problems, chunk, spill_dir), problems, chunk, spill_dir)
+
+
+def _walk(top, prefix, entries, problems, chunk, spill_dir):
+    for entry in entries:
+        if not entry.endswith("/"):
+            yield prefix + entry
+            continue
+        folder = prefix + entry
+        try:
+            children = sorted_entries(os.path.join(top, folder), problems, chunk, spill_dir)
+        except OSError as exc:
+            problems.error(f"cannot list {folder}: {exc.strerror or exc}")
+            continue
+        yield from _walk(top, folder, children, problems, chunk, spill_dir)
+
+
+def sorted_entries(path, problems, chunk=DEFAULT_CHUNK, spill_dir=None):
+    """Return a folder's entries in an order that makes the whole walk byte-ordered.
+
+    A folder sorts as ``name/``, so that ``a/b`` comes after ``a-b`` as it does in a plain
+    string sort of the full names. Past ``chunk`` entries, sorted runs spill to temporary
+    files and are merged back lazily.
+    """
+    runs, names = [], []
+    with os.scandir(path) as scan:
+        for entry in scan:
+            name = entry.name
+            if not is_utf8(name):
+                problems.unreadable_name(os.path.join(path, name))
+                continue
+            names.append(name + "/" if entry.is_dir(follow_symlinks=False) else name)
+            if len(names) >= chunk:
+                runs.append(_spill_run(names, spill_dir))
+                names = []
+    names.sort()
+    if not runs:
+        return names
+    runs.append(names)
+    return heapq.merge(*runs)
+
+
+def _spill_run(names, spill_dir):
+    names.sort()
+    handle = tempfile.TemporaryFile(mode="w+", encoding="utf-8", dir=spill_dir)
+    handle.write("\0".join(names))
+    handle.seek(0)
+    return read_nul_separated(handle)
+
+
+def read_nul_separated(handle, block_size=1 << 16):
+    """Yield the NUL-separated records of a text file, reading it in blocks."""
+    with handle:
+        tail = ""
+        while block := handle.read(block_size):
+            parts = (tail + block).split("\0")
+            tail = parts.pop()
+            yield from parts
+        if tail:
+            yield tail
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder")
+    parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK)
+    parser.add_argument("--spill-dir")
+    options = parser.parse_args(argv)
+    problems = Problems()
+    out = sys.stdout.buffer
+    batch = []
+    try:
+        for name in walk(options.folder, problems, options.chunk, options.spill_dir):
+            batch.append(name)
+            if len(batch) == 4096:
+                out.write(("\0".join(batch) + "\0").encode("utf-8"))
+                batch = []
+        if batch:
+            out.write(("\0".join(batch) + "\0").encode("utf-8"))
+        out.flush()
+    except BrokenPipeError:
+        return 1  # the sweep stopped reading: nothing more to do
+    except OSError as exc:
+        problems.error(f"cannot list {options.folder}: {exc.strerror or exc}")
+        sys.stderr.write(json.dumps({**problems.as_dict(), "failed": True}))
+        return 2
+    sys.stderr.write(json.dumps(problems.as_dict()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
