@@ -14,6 +14,8 @@ DEFAULTS = {
     "MEDIA_CLEANUP_MAX_DELETE_RATIO": 0.5,
     "MEDIA_CLEANUP_CAP_MIN_ITEMS": 10,
     "MEDIA_CLEANUP_HISTORY_DAYS": 90,
+    "MEDIA_UPLOAD_MAX_BYTES": 10 * 1024 * 1024,
+    "MEDIA_UPLOAD_ALLOWED_TYPES": ["image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf"],
 }
 
 
@@ -39,3 +41,11 @@ def cap_min_items() -> int:
 
 def history_days() -> int:
     return int(_get("MEDIA_CLEANUP_HISTORY_DAYS"))
+
+
+def upload_max_bytes() -> int:
+    return int(_get("MEDIA_UPLOAD_MAX_BYTES"))
+
+
+def upload_allowed_types() -> set:
+    return set(_get("MEDIA_UPLOAD_ALLOWED_TYPES"))

@@ -1,4 +1,3 @@
-import mimetypes
 import secrets
 import uuid
 
@@ -9,6 +8,7 @@ from django.utils import translation
 from django.utils.text import slugify
 
 from .paths import sanitise_filename
+from .uploads import describe_type, validate_upload
 
 UPLOADS_FOLDER = "uploads"
 
@@ -33,7 +33,7 @@ class Media(models.Model):
     content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE)
     object_id = models.UUIDField()
     content_object = GenericForeignKey("content_type", "object_id")
-    file = models.FileField(upload_to=media_upload_to, max_length=255)
+    file = models.FileField(upload_to=media_upload_to, max_length=255, validators=[validate_upload])
     original_name = models.CharField(max_length=255, blank=True)
     size = models.PositiveBigIntegerField("size (bytes)", default=0, editable=False)
     mime_type = models.CharField("MIME type", max_length=100, blank=True, editable=False)
@@ -57,7 +57,7 @@ class Media(models.Model):
         if self.file and not self.file._committed:
             self.original_name = self.file.name.replace("\\", "/").rsplit("/", 1)[-1][:255]
             self.size = self.file.size
-            self.mime_type = mimetypes.guess_type(self.original_name)[0] or ""
+            self.mime_type = describe_type(self.file.file, self.original_name)
         super().save(*args, **kwargs)
 
     @property

@@ -126,3 +126,10 @@ MEDIA_CLEANUP_MAX_DELETE_RATIO = env.float("MEDIA_CLEANUP_MAX_DELETE_RATIO", def
 MEDIA_CLEANUP_CAP_MIN_ITEMS = env.int("MEDIA_CLEANUP_CAP_MIN_ITEMS", default=10)
 # Run history older than this many days is purged by the sweep.
 MEDIA_CLEANUP_HISTORY_DAYS = env.int("MEDIA_CLEANUP_HISTORY_DAYS", default=90)
+
+# Uploads: the largest file accepted, in bytes, and the types accepted (told by content).
+MEDIA_UPLOAD_MAX_BYTES = env.int("MEDIA_UPLOAD_MAX_BYTES", default=10 * 1024 * 1024)
+MEDIA_UPLOAD_ALLOWED_TYPES = env.list(
+    "MEDIA_UPLOAD_ALLOWED_TYPES",
+    default=["image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf"],
+)

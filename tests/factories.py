@@ -1,5 +1,6 @@
 """Owners and media for tests, built through the project's own models."""
 
+import io
 import itertools
 import os
 import time
@@ -7,6 +8,7 @@ import time
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.db import connection
+from PIL import Image
 
 from media_app.models import Media
 from tours.models import Company, Driver, Guide, Tour
@@ -63,3 +65,13 @@ def stray_file(media_root, name, content=b"stray", age_days=2):
     then = time.time() - age_days * 86400
     os.utime(path, (then, then))
     return path
+
+
+def image_bytes(format="JPEG", size=(8, 6)):
+    """Return a real image file's bytes, made with Pillow."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 120, 60)).save(buffer, format)
+    return buffer.getvalue()
+
+
+PDF_BYTES = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"

@@ -44,7 +44,7 @@ def test_uploading_through_the_inline_stores_the_file(admin_client, media_root):
         "max_group_size": 12,
         f"{INLINE_PREFIX}-TOTAL_FORMS": 1,
         f"{INLINE_PREFIX}-INITIAL_FORMS": 0,
-        f"{INLINE_PREFIX}-0-file": SimpleUploadedFile("vineyard.jpg", b"grapes", content_type="image/jpeg"),
+        f"{INLINE_PREFIX}-0-file": SimpleUploadedFile("vineyard.jpg", factories.image_bytes(), "image/jpeg"),
         f"{INLINE_PREFIX}-0-caption": "Vineyard",
     }
 
@@ -53,7 +53,32 @@ def test_uploading_through_the_inline_stores_the_file(admin_client, media_root):
     assert response.status_code == 302, response.content.decode()[:2000]
     media = tour.media.get()
     assert media.file.name.startswith("uploads/tours/") and media.file.name.endswith("-vineyard.jpg")
-    assert (media_root / media.file.name).read_bytes() == b"grapes"
+    assert (media_root / media.file.name).read_bytes() == factories.image_bytes()
+    assert media.mime_type == "image/jpeg"
+
+
+def test_a_rejected_upload_shows_its_error_and_stores_nothing(admin_client, media_root):
+    tour = factories.tour(title="Kakheti", slug="kakheti")
+    data = {
+        "title": "Kakheti",
+        "slug": "kakheti",
+        "price_gel": "100.00",
+        "duration_days": 1,
+        "difficulty": "easy",
+        "max_group_size": 12,
+        f"{INLINE_PREFIX}-TOTAL_FORMS": 1,
+        f"{INLINE_PREFIX}-INITIAL_FORMS": 0,
+        f"{INLINE_PREFIX}-0-file": SimpleUploadedFile(
+            "invoice.jpg", b"<html>not a photo</html>", "image/jpeg"
+        ),
+    }
+
+    response = admin_client.post(reverse("admin:tours_tour_change", args=[tour.pk]), data)
+
+    assert response.status_code == 200
+    assert "This file is not an allowed type" in response.content.decode()
+    assert not tour.media.exists()
+    assert not (media_root / "uploads").exists()
 
 
 def test_media_changelist_shows_owner_size_type_and_thumbnail(admin_client):
