@@ -3,6 +3,7 @@
 The values come from the environment through ``mediaproject/settings.py``.
 """
 
+import os
 from datetime import timedelta
 
 from django.conf import settings
@@ -14,6 +15,8 @@ DEFAULTS = {
     "MEDIA_CLEANUP_MAX_DELETE_RATIO": 0.5,
     "MEDIA_CLEANUP_CAP_MIN_ITEMS": 10,
     "MEDIA_CLEANUP_HISTORY_DAYS": 90,
+    "MEDIA_CLEANUP_QUARANTINE_DAYS": 7,
+    "MEDIA_CLEANUP_QUARANTINE_ROOT": None,  # <project>/var/quarantine, set in settings.py
     "MEDIA_UPLOAD_MAX_BYTES": 10 * 1024 * 1024,
     "MEDIA_UPLOAD_ALLOWED_TYPES": ["image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf"],
 }
@@ -41,6 +44,15 @@ def cap_min_items() -> int:
 
 def history_days() -> int:
     return int(_get("MEDIA_CLEANUP_HISTORY_DAYS"))
+
+
+def quarantine_days() -> int:
+    """Return how long removed files stay in the quarantine; 0 deletes them at once."""
+    return int(_get("MEDIA_CLEANUP_QUARANTINE_DAYS"))
+
+
+def quarantine_root():
+    return str(_get("MEDIA_CLEANUP_QUARANTINE_ROOT") or os.path.join(settings.BASE_DIR, "var", "quarantine"))
 
 
 def upload_max_bytes() -> int:

@@ -7,10 +7,8 @@ from django.db import models
 from django.utils import translation
 from django.utils.text import slugify
 
-from .paths import sanitise_filename
+from .paths import UPLOADS_FOLDER, sanitise_filename
 from .uploads import describe_type, validate_upload
-
-UPLOADS_FOLDER = "uploads"
 
 
 def owner_folder(owner_model):
@@ -109,6 +107,9 @@ class CleanupRun(models.Model):
     deleted_files = models.PositiveBigIntegerField(default=0)
     already_gone = models.PositiveBigIntegerField(default=0)
     bytes_freed = models.PositiveBigIntegerField(default=0)
+    quarantined_bytes = models.PositiveBigIntegerField(default=0)
+    purged_runs = models.PositiveIntegerField(default=0)
+    purged_bytes = models.PositiveBigIntegerField(default=0)
     error_count = models.PositiveBigIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)
     sample = models.JSONField(default=dict, blank=True)

@@ -1,12 +1,15 @@
 """Rules for stored file names: sanitising uploads, refusing names that leave the storage."""
 
 import os
+import posixpath
 import re
 import unicodedata
 
 from django.core.exceptions import SuspiciousFileOperation
 from django.utils.text import get_valid_filename
 
+UPLOADS_FOLDER = "uploads"
+UPLOADS_PREFIX = UPLOADS_FOLDER + "/"
 MAX_ORIGINAL_NAME_LENGTH = 100
 FALLBACK_NAME = "file"
 WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:/")
@@ -54,3 +57,14 @@ def resolves_inside(storage, name):
     root = os.path.realpath(storage.location)
     parent = os.path.realpath(os.path.dirname(path))
     return parent == root or parent.startswith(root + os.sep)
+
+
+def in_uploads(name):
+    """Return True for a name the sweep may touch: safe, normalised, and under ``uploads/``."""
+    if not name.startswith(UPLOADS_PREFIX):
+        return False
+    # Fast path for the millions of plain names; only these substrings can make one unsafe
+    # or different from its normal form.
+    if "/." not in name and "//" not in name and "\\" not in name and "\x00" not in name:
+        return True
+    return is_safe_name(name) and posixpath.normpath(name) == name

@@ -126,6 +126,12 @@ MEDIA_CLEANUP_MAX_DELETE_RATIO = env.float("MEDIA_CLEANUP_MAX_DELETE_RATIO", def
 MEDIA_CLEANUP_CAP_MIN_ITEMS = env.int("MEDIA_CLEANUP_CAP_MIN_ITEMS", default=10)
 # Run history older than this many days is purged by the sweep.
 MEDIA_CLEANUP_HISTORY_DAYS = env.int("MEDIA_CLEANUP_HISTORY_DAYS", default=90)
+# Quarantine: a real sweep moves what it removes there, for this many days (0: delete at once)...
+MEDIA_CLEANUP_QUARANTINE_DAYS = env.int("MEDIA_CLEANUP_QUARANTINE_DAYS", default=7)
+# ...into this folder, outside MEDIA_ROOT and never served.
+MEDIA_CLEANUP_QUARANTINE_ROOT = env.path(
+    "MEDIA_CLEANUP_QUARANTINE_ROOT", default=BASE_DIR / "var" / "quarantine"
+)
 
 # Uploads: the largest file accepted, in bytes, and the types accepted (told by content).
 MEDIA_UPLOAD_MAX_BYTES = env.int("MEDIA_UPLOAD_MAX_BYTES", default=10 * 1024 * 1024)

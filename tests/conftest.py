@@ -24,11 +24,17 @@ def require_tool(name):
 
 @pytest.fixture(autouse=True)
 def media_root(tmp_path, settings):
-    """Give every test its own empty MEDIA_ROOT."""
+    """Give every test its own empty MEDIA_ROOT, and its own quarantine beside it."""
     root = tmp_path / "media"
     root.mkdir()
     settings.MEDIA_ROOT = str(root)
+    settings.MEDIA_CLEANUP_QUARANTINE_ROOT = str(tmp_path / "quarantine")
     return root
+
+
+@pytest.fixture
+def quarantine_root(tmp_path):
+    return tmp_path / "quarantine"
 
 
 @pytest.fixture

@@ -116,7 +116,8 @@ def test_old_unreferenced_files_go_and_referenced_ones_stay(media_root, live):
 
     result = run_cleanup()
 
-    assert (result.orphaned_files, result.deleted_files, result.bytes_freed) == (2, 2, 2 * len(b"stray"))
+    assert (result.orphaned_files, result.deleted_files) == (2, 2)
+    assert result.quarantined_bytes == 2 * len(b"stray"), "by default removed files go to the quarantine"
     assert not any(path.exists() for path in strays)
     assert_alive(live)
 
@@ -426,6 +427,7 @@ def test_a_second_run_while_one_holds_the_lock_ends_locked_and_is_recorded(media
 
 
 def test_a_failing_delete_is_counted_and_the_run_goes_on(media_root, settings):
+    settings.MEDIA_CLEANUP_QUARANTINE_DAYS = 0  # the storage's delete() is used only without quarantine
     settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "tests.storages.FailingDeleteStorage"}}
     strays = [factories.stray_file(media_root, f"uploads/tours/{n}.jpg") for n in range(3)]
 
@@ -441,7 +443,9 @@ def test_a_failing_delete_is_counted_and_the_run_goes_on(media_root, settings):
     assert run_cleanup(force=True).deleted_files == 3, "a rerun converges"
 
 
-def test_files_already_gone_when_their_delete_comes_are_a_finding(media_root):
+def test_files_already_gone_when_their_delete_comes_are_a_finding(media_root, settings):
+    settings.MEDIA_CLEANUP_QUARANTINE_DAYS = 0
+
     class VanishingWalker(FilesystemWalker):
         def delete(self, files):
             files = list(files)

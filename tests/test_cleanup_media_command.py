@@ -142,6 +142,7 @@ def test_a_second_process_while_the_lock_is_held_exits_75(drift, manage_py):
 
 
 def test_errors_exit_1_and_each_failure_is_one_log_line(drift, settings, caplog):
+    settings.MEDIA_CLEANUP_QUARANTINE_DAYS = 0
     settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "tests.storages.FailingDeleteStorage"}}
 
     out, err, code = cleanup("--json")

@@ -34,9 +34,10 @@ from django.utils import timezone
 
 from .. import conf, references, signals
 from ..models import CleanupRun, Media
-from ..paths import is_safe_name
+from ..paths import in_uploads, is_safe_name
 from .durations import parse_duration
 from .lock import cleanup_lock
+from .quarantine import QuarantineError, quarantine_for
 from .result import CleanupResult, Status
 from .spill import Spill
 from .walkers import PREFIX, Deletion, StorageUnavailable, StoredFile, walker_for
@@ -67,6 +68,7 @@ def run_cleanup(
     storage=None,
     walker=None,
     media_ids=None,
+    purge_quarantine=False,
     run_id=None,
     on_item=None,
     on_progress=None,
@@ -84,7 +86,12 @@ def run_cleanup(
     - ``media_ids``: limit the run to these media rows (the admin's selection): only the
       orphaned rows among them go, with their files; storage is not listed and, the
       selection being a person's explicit choice, the safety cap does not apply.
+    - ``purge_quarantine``: purge every quarantined run now, not only those past retention.
     - ``on_item(kind, name)`` and ``on_progress(result)``: optional callbacks for a face.
+
+    With ``MEDIA_CLEANUP_QUARANTINE_DAYS`` > 0, a real run moves what it removes into the
+    quarantine (``quarantine.py``) instead of deleting it, and purges quarantined runs older
+    than that; ``restore.restore_run()`` takes a run back.
 
     Only one run holds the lock at a time; another ends ``locked`` at once. Every run is
     recorded in ``CleanupRun``. Return a ``CleanupResult``; never raise for expected trouble.
@@ -109,6 +116,7 @@ def run_cleanup(
     }
     history = RunHistory(result, using=using, trigger=trigger, options=options, now=now)
     started = time.monotonic()
+    storage = storage or default_storage
     with cleanup_lock(using) as acquired:
         if not acquired:
             result.conditions.add(Status.LOCKED)
@@ -127,14 +135,16 @@ def run_cleanup(
             rate=rate,
             now=now,
             using=using,
-            walker=walker or walker_for(storage or default_storage),
+            storage=storage,
+            walker=walker or walker_for(storage),
             media_ids=media_ids,
+            purge_quarantine=purge_quarantine,
             on_item=on_item,
             on_progress=on_progress,
         )
         try:
             sweep.run()
-        except (DatabaseError, StorageUnavailable, OutOfOrder) as exc:
+        except (DatabaseError, StorageUnavailable, OutOfOrder, QuarantineError) as exc:
             result.conditions.add(Status.FAILED)
             result.message = f"the run could not go on: {type(exc).__name__}: {exc}".strip()
             logger.error("Cleanup failed: %s", result.message)
@@ -246,8 +256,10 @@ class Sweep:
         rate,
         now,
         using,
+        storage,
         walker,
         media_ids,
+        purge_quarantine,
         on_item,
         on_progress,
     ):
@@ -259,8 +271,13 @@ class Sweep:
         self.time_limit = time_limit.total_seconds() if time_limit is not None else None
         self.rate = rate
         self.using = using
+        self.storage = storage
         self.walker = walker
         self.media_ids = media_ids
+        self.now = now
+        self.purge_everything = purge_quarantine
+        self.quarantine = None
+        self.quarantine_parts = 0
         self.on_item = on_item
         self.on_progress = on_progress
         self.connection = connections[using]
@@ -275,6 +292,8 @@ class Sweep:
         self.protected = set()
 
     def run(self):
+        if conf.quarantine_days() > 0 or self.purge_everything:
+            self.quarantine = quarantine_for(self.storage)
         self.owner_types = self.find_owner_types()
         spill_dir = self.spill_dir()
         with Spill(spill_dir) as orphaned_rows, Spill(spill_dir) as orphaned_files:
@@ -288,6 +307,8 @@ class Sweep:
                 self.collect_selected(orphaned_rows)
             self.remove_orphaned_records(orphaned_rows)
             self.remove_orphaned_files(orphaned_files)
+        if self.quarantine:
+            self.purge_quarantined_runs()
         if not self.dry_run:
             purged = self.history.purge()
             if purged:
@@ -341,7 +362,7 @@ class Sweep:
                 result.records_checked += 1
             if not name:
                 continue
-            if in_reach(name):
+            if in_uploads(name):
                 yield name
                 continue
             self.result.refused_paths += 1
@@ -366,7 +387,7 @@ class Sweep:
         for name, pk in _merge(streams):
             self.result.orphaned_records += 1
             self.item("orphaned record", f"{name} (row {pk})")
-            if in_reach(name):
+            if in_uploads(name):
                 yield name, pk
             else:
                 spill.append(str(pk), None, 0)  # the row goes; its path is never touched
@@ -409,7 +430,7 @@ class Sweep:
         for pk, name, size in orphans.iterator(chunk_size=PAGE_SIZE):
             self.result.orphaned_records += 1
             self.item("orphaned record", f"{name} (row {pk})")
-            if in_reach(name):
+            if in_uploads(name):
                 orphaned_rows.append(str(pk), name, size)
             else:
                 self.result.refused_paths += 1
@@ -465,7 +486,10 @@ class Sweep:
             with transaction.atomic(using=self.using), signals.files_deleted_by_caller():
                 still_orphaned = self.media().filter(pk__in=pks).filter(self.orphaned_condition())
                 gone = {str(pk) for pk in still_orphaned.values_list("pk", flat=True)}
-                if not self.dry_run:
+                if gone and not self.dry_run:
+                    if self.quarantine:
+                        rows = self.media().filter(pk__in=gone).select_related("content_type")
+                        self.record_in_quarantine([row_entry(row) for row in rows])
                     self.media().filter(pk__in=gone).delete()
             self.result.deleted_records += len(gone)
             for pk in gone:
@@ -494,9 +518,14 @@ class Sweep:
             for stored in doomed:
                 self.count_deleted(stored, "would remove file")
             return
-        for stored, outcome, detail in self.walker.delete(doomed):
+        if self.quarantine and doomed:
+            self.record_in_quarantine([{"kind": "file", "name": f.name, "size": f.size} for f in doomed])
+            outcomes = self.quarantine.move_in(self.result.run_id, doomed)
+        else:
+            outcomes = self.walker.delete(doomed)
+        for stored, outcome, detail in outcomes:
             if outcome == Deletion.DELETED:
-                self.count_deleted(stored, "removed file")
+                self.count_deleted(stored, "quarantined file" if self.quarantine else "removed file")
                 logger.info("Removed %r (%s bytes)", stored.name, stored.size)
             elif outcome == Deletion.GONE:
                 self.result.already_gone += 1
@@ -508,8 +537,31 @@ class Sweep:
 
     def count_deleted(self, stored, kind):
         self.result.deleted_files += 1
-        self.result.bytes_freed += stored.size or 0
+        if self.quarantine:
+            self.result.quarantined_bytes += stored.size or 0
+        else:
+            self.result.bytes_freed += stored.size or 0
         self.item(kind, stored.name)
+
+    def record_in_quarantine(self, entries):
+        """Write a manifest part before its batch is carried out, opening the run's quarantine."""
+        if not self.quarantine_parts:
+            self.quarantine.begin(self.result.run_id, self.now)
+        self.quarantine_parts += 1
+        self.quarantine.record(self.result.run_id, self.quarantine_parts, entries)
+
+    def purge_quarantined_runs(self):
+        """Purge quarantined runs past retention (all of them with ``purge_quarantine``)."""
+        cutoff = (self.now - timedelta(days=conf.quarantine_days())).timestamp()
+        for run_id, created in sorted(self.quarantine.runs().items()):
+            if run_id == self.result.run_id or not (self.purge_everything or created <= cutoff):
+                continue
+            size = self.quarantine.size(run_id) if self.dry_run else self.quarantine.purge(run_id)
+            self.result.purged_runs += 1
+            self.result.purged_bytes += size
+            self.result.bytes_freed += size
+            self.item("would purge quarantined run" if self.dry_run else "purged quarantined run", run_id)
+            logger.info("Purged quarantined run %s (%d bytes)", run_id, size)
 
     def media(self):
         return Media.objects.using(self.using)
@@ -562,6 +614,22 @@ class Sweep:
         if self.on_progress:
             self.on_progress(self.result)
         self.history.progress()
+
+
+def row_entry(media):
+    """Return what a manifest keeps of a deleted media row, enough to re-create it."""
+    return {
+        "kind": "record",
+        "id": str(media.pk),
+        "content_type": [media.content_type.app_label, media.content_type.model],
+        "object_id": str(media.object_id),
+        "file": media.file.name,
+        "original_name": media.original_name,
+        "size": media.size,
+        "mime_type": media.mime_type,
+        "caption": media.caption,
+        "created_at": media.created_at.isoformat(),
+    }
 
 
 @contextmanager
@@ -636,14 +704,3 @@ def _merge(streams):
     if len(streams) == 1:
         return streams[0]
     return heapq.merge(*streams) if streams else iter(())
-
-
-def in_reach(name):
-    """Return True for a name the sweep may touch: safe, normalised, and under ``uploads/``."""
-    if not name.startswith(PREFIX):
-        return False
-    # Fast path for the millions of plain names; only these substrings can make one unsafe
-    # or different from its normal form.
-    if "/." not in name and "//" not in name and "\\" not in name and "\x00" not in name:
-        return True
-    return is_safe_name(name) and posixpath.normpath(name) == name

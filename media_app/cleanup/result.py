@@ -39,6 +39,9 @@ class CleanupResult:
     deleted_files: int = 0
     already_gone: int = 0
     bytes_freed: int = 0
+    quarantined_bytes: int = 0
+    purged_runs: int = 0
+    purged_bytes: int = 0
     error_count: int = 0
     errors: list = dataclasses.field(default_factory=list)
     sample: dict = dataclasses.field(default_factory=dict)
@@ -61,6 +64,9 @@ class CleanupResult:
         "deleted_files",
         "already_gone",
         "bytes_freed",
+        "quarantined_bytes",
+        "purged_runs",
+        "purged_bytes",
         "error_count",
     )
 

@@ -14,12 +14,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..models import UPLOADS_FOLDER
-from ..paths import resolves_inside
+from ..paths import UPLOADS_FOLDER, UPLOADS_PREFIX, in_uploads, resolves_inside
 
 logger = logging.getLogger(__name__)
 
-PREFIX = UPLOADS_FOLDER + "/"
+PREFIX = UPLOADS_PREFIX
 # Entries of one folder held in memory before sorted runs spill to disk: flat memory even
 # when a single folder holds millions of files.
 FOLDER_CHUNK = 50_000
@@ -149,11 +148,11 @@ class FilesystemWalker:
             if outcome == Deletion.DELETED:
                 emptied.add(os.path.dirname(stored.name))
             yield stored, outcome, detail
-        self._remove_empty_folders(emptied)
+        remove_empty_folders(self.root, emptied)
 
     def _delete_one(self, name):
         # Checked again at delete time: a folder may have become a symlink since the walk.
-        if not (name.startswith(PREFIX) and resolves_inside(self.storage, name)):
+        if not (in_uploads(name) and resolves_inside(self.storage, name)):
             return Deletion.FAILED, "refused: the path leads outside uploads/"
         path = os.path.join(self.root, name)
         try:
@@ -170,15 +169,20 @@ class FilesystemWalker:
             return Deletion.FAILED, f"{type(exc).__name__}: {exc}"
         return Deletion.DELETED, ""
 
-    def _remove_empty_folders(self, folders):
-        for folder in sorted(folders, key=len, reverse=True):
-            while folder.count("/") >= 2:  # below uploads/<type>/
-                try:
-                    os.rmdir(os.path.join(self.root, folder))
-                except OSError:
-                    break  # not empty, or gone: either way, stop climbing
-                logger.info("Removed empty folder %r", folder)
-                folder = os.path.dirname(folder)
+
+def remove_empty_folders(root, folders):
+    """Remove folders left empty below ``uploads/<type>/``, climbing while they are empty.
+
+    ``uploads/`` and its direct folders stay: a concurrent upload may be about to write there.
+    """
+    for folder in sorted(folders, key=len, reverse=True):
+        while folder.count("/") >= 2:
+            try:
+                os.rmdir(os.path.join(root, folder))
+            except OSError:
+                break  # not empty, or gone: either way, stop climbing
+            logger.info("Removed empty folder %r", folder)
+            folder = os.path.dirname(folder)
 
 
 def _read_names(stream, block_size=1 << 16):
