@@ -4,6 +4,7 @@ The values come from the environment through ``mediaproject/settings.py``.
 """
 
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 
@@ -14,6 +15,10 @@ DEFAULTS = {
     "MEDIA_CLEANUP_MAX_DELETE_RATIO": 0.5,
     "MEDIA_CLEANUP_CAP_MIN_ITEMS": 10,
     "MEDIA_CLEANUP_HISTORY_DAYS": 90,
+    "MEDIA_CLEANUP_ALERT_AFTER": "2d",
+    "MEDIA_CLEANUP_LOG_FILE": None,  # settings.py sets <project>/var/log/cleanup_media.log
+    "CRONJOBS": [],
+    "CRONTAB_EXECUTABLE": "/usr/bin/crontab",  # django-crontab's default
 }
 
 
@@ -39,3 +44,27 @@ def cap_min_items() -> int:
 
 def history_days() -> int:
     return int(_get("MEDIA_CLEANUP_HISTORY_DAYS"))
+
+
+def alert_after() -> timedelta:
+    """Return how old the last successful run may be; raise ValueError naming the setting."""
+    try:
+        return parse_duration(_get("MEDIA_CLEANUP_ALERT_AFTER"))
+    except ValueError as exc:
+        raise ValueError(f"MEDIA_CLEANUP_ALERT_AFTER: {exc}") from None
+
+
+def log_file() -> Path:
+    """Return the file that the cron job and the admin's runs append their output to."""
+    configured = _get("MEDIA_CLEANUP_LOG_FILE")
+    return Path(configured) if configured else Path(settings.BASE_DIR) / "var" / "log" / "cleanup_media.log"
+
+
+def cron_jobs() -> list:
+    """Return django-crontab's job definitions (``CRONJOBS``)."""
+    return list(_get("CRONJOBS"))
+
+
+def crontab_executable() -> str:
+    """Return the crontab command django-crontab runs, e.g. ``crontab`` or ``crontab -u USER``."""
+    return _get("CRONTAB_EXECUTABLE")
