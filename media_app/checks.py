@@ -13,7 +13,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from . import conf, cron
-from .models import CleanupRun
+from .models import SELECTION_OPTION, CleanupRun
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +21,6 @@ TAG = "media_cleanup"
 CRON_TAG = "media_cleanup_cron"
 # Statuses whose exit code is 0: the sweep did its work (a partial run is carried on next time).
 SUCCESSFUL = [CleanupRun.Status.OK, CleanupRun.Status.PARTIAL]
-# The admin's action on selected media records a run too, marked with this option: it is not a sweep.
-SELECTION_OPTION = "selected_media"
 
 
 def check_crontab_binary(app_configs=None, **kwargs):

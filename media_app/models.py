@@ -11,6 +11,8 @@ from django.utils.text import slugify
 from .paths import sanitise_filename
 
 UPLOADS_FOLDER = "uploads"
+# Key in ``CleanupRun.options`` of a run over media an admin selected (not a sweep): how many.
+SELECTION_OPTION = "selected_media"
 
 
 def owner_folder(owner_model):
