@@ -9,6 +9,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
+from .admin_sweep import SweepPages
 from .cleanup import run_cleanup
 from .models import SELECTION_OPTION, CleanupRun, Media
 
@@ -154,11 +155,12 @@ def selection_level(result):
 
 
 @admin.register(CleanupRun)
-class CleanupRunAdmin(admin.ModelAdmin):
+class CleanupRunAdmin(SweepPages, admin.ModelAdmin):
     """The sweep's run history: read-only, since every row is a record of what happened."""
 
     list_display = [
         "started_at",
+        "report",
         "status",
         "trigger",
         "dry_run",
@@ -172,6 +174,11 @@ class CleanupRunAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "trigger", "dry_run"]
     date_hierarchy = "started_at"
+
+    @admin.display(description="figures and errors")
+    def report(self, run):
+        url = reverse("admin:media_app_cleanuprun_report", args=[run.pk])
+        return format_html('<a href="{}">report</a>', url)
 
     def has_add_permission(self, request):
         return False

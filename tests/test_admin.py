@@ -1,11 +1,17 @@
+import re
+import time
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
+from media_app.cleanup import summary
 from media_app.models import CleanupRun, Media
 from tests import factories
+from tests.conftest import database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -243,3 +249,241 @@ def test_the_action_is_offered_only_to_users_who_may_delete_media(client, orphan
 
     client.force_login(staff_user("view_media", "delete_media"))
     assert "clean_up_orphaned_selection" in client.get(url).content.decode()
+
+
+# -- the whole sweep from the admin: preview, confirm, report ------------------------------------
+
+SWEEP_URL = "admin:media_app_cleanuprun_sweep"
+
+
+@pytest.fixture
+def background_runs(monkeypatch, media_root, settings, tmp_path):
+    """Let the runs the admin starts see the test database and MEDIA_ROOT.
+
+    The view passes its own environment on to the run (in production the server's, which points
+    at the same database); here that environment must name the test database, which only exists
+    while the test runs, so the test sets it rather than the view rebuilding it from settings.
+    """
+    monkeypatch.setenv("DATABASE_URL", database_url())
+    monkeypatch.setenv("MEDIA_ROOT", str(media_root))
+    monkeypatch.setenv("ENV_FILE", "")
+    monkeypatch.setenv("SECRET_KEY", "test-only")
+    settings.MEDIA_CLEANUP_LOG_FILE = str(tmp_path / "log" / "cleanup_media.log")
+    return tmp_path / "log" / "cleanup_media.log"
+
+
+def finished(run_id, timeout=90):
+    """Wait until the run's history row exists and is no longer running; return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = CleanupRun.objects.filter(pk=run_id).first()
+        if run is not None and run.status != "running":
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not finish in {timeout} s")
+
+
+def run_id_of(response):
+    """Return the run id a POST that started a run redirected to."""
+    assert response.status_code == 302, response.content.decode()[:2000]
+    match = re.search(r"/([0-9a-f-]{36})/report/$", response["Location"])
+    assert match, response["Location"]
+    return match.group(1)
+
+
+def report(client, run_id):
+    return client.get(reverse("admin:media_app_cleanuprun_report", args=[run_id]))
+
+
+@pytest.fixture
+def drift(media_root):
+    """A live media row, an orphaned one, a stray file 2 hours old and one 10 minutes old."""
+    live = factories.media(factories.tour(), name="live.jpg")
+    gone = factories.tour()
+    orphan = factories.media(gone, name="orphan.jpg")
+    factories.delete_behind_the_orms_back(gone)
+    stray = factories.stray_file(media_root, "uploads/tours/stray.jpg", age_days=2 / 24)
+    young = factories.stray_file(media_root, "uploads/tours/young.jpg", age_days=10 / 1440)
+    return SimpleNamespace(live=live, orphan=orphan, stray=stray, young=young)
+
+
+def preview(client, min_age="1h"):
+    """Start a preview from the sweep page; return its finished history row."""
+    response = client.post(reverse(SWEEP_URL), {"min_age": min_age})
+    return finished(run_id_of(response))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_preview_shows_counts_and_a_sample_and_deletes_nothing(admin_client, background_runs, drift):
+    assert admin_client.get(reverse(SWEEP_URL)).status_code == 200
+
+    run = preview(admin_client, min_age="1h")
+    page = report(admin_client, run.pk)
+    html = page.content.decode()
+
+    assert (run.trigger, run.dry_run, run.status, run.options["min_age"]) == ("admin", True, "ok", 3600)
+    assert (run.orphaned_records, run.orphaned_files, run.young_files) == (1, 1, 1)
+    assert "uploads/tours/stray.jpg" in html and drift.orphan.file.name in html
+    assert 'name="confirm"' in html and "same grace period (1h)" in html
+    assert page_messages(page) == [f"Cleanup preview finished: {summary(run)}"]
+    assert page_messages(report(admin_client, run.pk)) == []  # told once
+    assert Media.objects.count() == 2
+    assert drift.stray.exists() and drift.young.exists()
+    assert "starting a dry run" in background_runs.read_text()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_confirming_the_preview_removes_with_the_previews_grace_period(admin_client, background_runs, drift):
+    run = preview(admin_client, min_age="1h")
+
+    response = admin_client.post(reverse("admin:media_app_cleanuprun_confirm", args=[run.pk]))
+    real = finished(run_id_of(response))
+    page = report(admin_client, real.pk)
+
+    assert (real.trigger, real.dry_run, real.status, real.options["min_age"]) == ("admin", False, "ok", 3600)
+    assert (real.deleted_records, real.deleted_files) == (2 - 1, 2)  # the orphan's file and the stray
+    assert list(Media.objects.values_list("pk", flat=True)) == [drift.live.pk]
+    assert not drift.stray.exists()
+    assert drift.young.exists()  # inside the grace period
+    assert page_messages(page) == [f"Cleanup run finished: {summary(real)}"]
+    assert 'name="confirm"' not in page.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_run_refused_by_the_cap_is_shown_and_removes_nothing(
+    admin_client, background_runs, drift, media_root
+):
+    run = preview(admin_client)
+    strays = [factories.stray_file(media_root, f"uploads/tours/more-{n}.jpg") for n in range(20)]
+
+    real = finished(
+        run_id_of(admin_client.post(reverse("admin:media_app_cleanuprun_confirm", args=[run.pk])))
+    )
+    html = report(admin_client, real.pk).content.decode()
+
+    assert real.status == "refused"
+    assert "refused by the safety cap" in html and "never lifts the safety cap" in html
+    assert all(stray.exists() for stray in strays) and Media.objects.count() == 2
+
+
+def history_row(**fields):
+    return CleanupRun.objects.create(
+        **{"trigger": "admin", "status": "ok", "started_at": timezone.now(), **fields}
+    )
+
+
+def test_only_a_finished_preview_that_found_something_can_be_confirmed(admin_client):
+    unconfirmable = [
+        history_row(dry_run=True, status="refused", deleted_files=30, options={"min_age": 0}),
+        history_row(dry_run=True, status="ok", options={"min_age": 0}),
+        history_row(dry_run=True, status="running", deleted_files=3, options={"min_age": 0}),
+        history_row(dry_run=False, status="ok", deleted_files=3, options={"min_age": 0}),
+    ]
+    for run in unconfirmable:
+        assert 'name="confirm"' not in report(admin_client, run.pk).content.decode()
+
+        response = admin_client.post(
+            reverse("admin:media_app_cleanuprun_confirm", args=[run.pk]), follow=True
+        )
+
+        assert page_messages(response) == [
+            "Only a finished preview that found something to remove can be confirmed."
+        ]
+    assert CleanupRun.objects.count() == len(unconfirmable)
+
+
+def test_the_report_page_follows_a_run_from_starting_to_running(admin_client):
+    run_id = str(uuid.uuid4())
+    assert report(admin_client, run_id).status_code == 404  # not one this session started
+
+    session = admin_client.session
+    session["media_cleanup_started_runs"] = {run_id: time.time()}
+    session.save()
+    starting = report(admin_client, run_id).content.decode()
+    assert "Starting run" in starting and 'http-equiv="refresh"' in starting
+
+    history_row(id=run_id, status="running", dry_run=True, files_checked=4096)
+    running = report(admin_client, run_id).content.decode()
+    assert "Running since" in running and 'http-equiv="refresh"' in running and "4096" in running
+
+
+def test_the_report_page_says_when_a_run_never_started(admin_client, settings, tmp_path):
+    settings.MEDIA_CLEANUP_LOG_FILE = str(tmp_path / "cleanup.log")
+    run_id = str(uuid.uuid4())
+    session = admin_client.session
+    session["media_cleanup_started_runs"] = {run_id: time.time() - 600}
+    session.save()
+
+    html = report(admin_client, run_id).content.decode()
+
+    assert "did not start" in html and str(tmp_path / "cleanup.log") in html
+    assert 'http-equiv="refresh"' not in html
+
+
+def test_users_who_may_not_delete_media_get_403_and_no_confirmation(client):
+    preview_run = history_row(dry_run=True, deleted_files=3, options={"min_age": 3600})
+    client.force_login(staff_user("view_media", "view_cleanuprun", "change_media"))
+
+    assert client.get(reverse(SWEEP_URL)).status_code == 403
+    assert client.post(reverse(SWEEP_URL), {"min_age": "1h"}).status_code == 403
+    assert (
+        client.post(reverse("admin:media_app_cleanuprun_confirm", args=[preview_run.pk])).status_code == 403
+    )
+    page = report(client, preview_run.pk)
+    assert page.status_code == 200 and 'name="confirm"' not in page.content.decode()
+    assert CleanupRun.objects.count() == 1
+
+
+def test_the_report_needs_the_view_permission_on_the_history(client):
+    run = history_row()
+    client.force_login(staff_user("view_media", "delete_media"))
+
+    assert report(client, run.pk).status_code == 403
+
+
+def test_starting_a_run_is_csrf_protected_and_post_only(admin_user):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    preview_run = history_row(dry_run=True, deleted_files=3, options={"min_age": 3600})
+
+    assert client.post(reverse(SWEEP_URL), {"min_age": "1h"}).status_code == 403
+    assert (
+        client.post(reverse("admin:media_app_cleanuprun_confirm", args=[preview_run.pk])).status_code == 403
+    )
+    assert client.get(reverse("admin:media_app_cleanuprun_confirm", args=[preview_run.pk])).status_code == 405
+    assert CleanupRun.objects.count() == 1
+
+
+def test_a_grace_period_that_does_not_parse_is_refused_on_the_form(admin_client):
+    response = admin_client.post(reverse(SWEEP_URL), {"min_age": "two days"})
+
+    assert response.status_code == 200
+    assert "invalid duration" in response.content.decode()
+    assert not CleanupRun.objects.exists()
+
+
+def test_the_sweep_page_is_linked_from_the_media_list_and_the_history(admin_client, client):
+    sweep = reverse(SWEEP_URL)
+    assert sweep in admin_client.get(reverse("admin:media_app_media_changelist")).content.decode()
+    assert sweep in admin_client.get(reverse("admin:media_app_cleanuprun_changelist")).content.decode()
+
+    client.force_login(staff_user("view_media"))
+    assert sweep not in client.get(reverse("admin:media_app_media_changelist")).content.decode()
+
+
+def test_the_history_links_each_run_to_its_figures_and_errors_and_filters(admin_client):
+    failed = history_row(
+        status="errors", trigger="cron", error_count=1, errors=["uploads/x.jpg: permission denied"]
+    )
+    history_row(status="ok", trigger="command")
+    changelist = reverse("admin:media_app_cleanuprun_changelist")
+
+    html = admin_client.get(changelist).content.decode()
+    filtered = admin_client.get(changelist, {"status__exact": "errors", "trigger__exact": "cron"})
+    page = report(admin_client, failed.pk).content.decode()
+
+    assert reverse("admin:media_app_cleanuprun_report", args=[failed.pk]) in html
+    assert [run.pk for run in filtered.context["cl"].result_list] == [failed.pk]
+    assert "uploads/x.jpg: permission denied" in page and "Status <strong>errors</strong>" in page
