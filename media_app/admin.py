@@ -82,6 +82,7 @@ class OwnerMissingFilter(admin.SimpleListFilter):
 class MediaAdmin(admin.ModelAdmin):
     list_display = [thumbnail, "__str__", "owner", "content_type", human_size, "mime_type", "created_at"]
     list_filter = [OwnerMissingFilter, "content_type", "mime_type", "created_at"]
+    change_list_template = "admin/media_app/change_list_with_sweep.html"
     actions = ["clean_up_orphaned_selection"]
     search_fields = ["original_name", "file", "caption"]
     readonly_fields = [thumbnail, "owner", human_size, "mime_type", "original_name", "created_at"]
@@ -173,6 +174,7 @@ class CleanupRunAdmin(SweepPages, admin.ModelAdmin):
         "duration_seconds",
     ]
     list_filter = ["status", "trigger", "dry_run"]
+    change_list_template = "admin/media_app/change_list_with_sweep.html"
     date_hierarchy = "started_at"
 
     @admin.display(description="figures and errors")

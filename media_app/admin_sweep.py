@@ -131,7 +131,8 @@ class SweepPages:
 
     def report_view(self, request, run_id):
         """Show a run's figures, sample and errors; reload while it runs; offer to confirm a preview."""
-        if not self.has_view_permission(request):
+        # Those who may start runs may follow them, even without access to the history list.
+        if not (self.has_view_permission(request) or can_delete_media(request)):
             raise PermissionDenied
         run_id = str(run_id)
         run = CleanupRun.objects.filter(pk=run_id).first()

@@ -71,8 +71,9 @@ def database_url():
 def manage_py(media_root, settings):
     """Run ``python manage.py ...`` for real, against the test database and MEDIA_ROOT."""
 
-    def run(*args, env=None, timeout=120):
-        environment = {
+    def run(*args, env=None, timeout=120, exact_env=None):
+        """``exact_env`` replaces the whole environment (as cron's would); ``env`` adds to the test's."""
+        environment = exact_env or {
             **os.environ,
             "ENV_FILE": "",
             "SECRET_KEY": "test-only",

@@ -434,11 +434,13 @@ def test_users_who_may_not_delete_media_get_403_and_no_confirmation(client):
     assert CleanupRun.objects.count() == 1
 
 
-def test_the_report_needs_the_view_permission_on_the_history(client):
+def test_the_report_needs_the_view_permission_on_the_history_or_on_deleting_media(client):
     run = history_row()
-    client.force_login(staff_user("view_media", "delete_media"))
-
+    client.force_login(staff_user("view_media", "change_media"))
     assert report(client, run.pk).status_code == 403
+
+    client.force_login(staff_user("view_media", "delete_media"))
+    assert report(client, run.pk).status_code == 200
 
 
 def test_starting_a_run_is_csrf_protected_and_post_only(admin_user):

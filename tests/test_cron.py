@@ -1,6 +1,5 @@
 import os
 import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
@@ -17,18 +16,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 CRON_USER = os.environ.get("CRON_TEST_USER", "mediacron")
 SECRET_KEY = "secret-that-lives-only-in-the-env-file"
 SCHEDULE = "17 4 * * 1"
-
-
-def manage(environment, *args):
-    """Run ``python manage.py ...`` with exactly ``environment``: nothing leaks from this shell."""
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=settings.BASE_DIR,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def our_lines(user):
@@ -65,15 +52,15 @@ def project(tmp_path, media_root):
 
 
 @pytest.fixture
-def installed(project):
+def installed(project, manage_py):
     """Add the job with ``manage.py crontab add``; always take it out again."""
     assert not project.log_file.parent.exists()
     try:
-        added = manage(project.env, "crontab", "add")
+        added = manage_py("crontab", "add", exact_env=project.env)
         assert added.returncode == 0, added.stderr
         yield our_lines(project.user)
     finally:
-        manage(project.env, "crontab", "remove", "--verbosity=0")
+        manage_py("crontab", "remove", "--verbosity=0", exact_env=project.env)
 
 
 def test_add_writes_the_configured_schedule_to_the_users_crontab_without_secrets(project, installed):
@@ -105,10 +92,10 @@ def test_the_crontab_line_runs_the_sweep_and_appends_to_the_log(project, install
     assert not Media.objects.filter(pk=orphan.pk).exists() and not stray.exists()
 
 
-def test_remove_takes_the_line_out(project, installed):
+def test_remove_takes_the_line_out(project, installed, manage_py):
     assert installed
 
-    removed = manage(project.env, "crontab", "remove")
+    removed = manage_py("crontab", "remove", exact_env=project.env)
 
     assert removed.returncode == 0, removed.stderr
     assert our_lines(project.user) == []

@@ -11,8 +11,8 @@ PRINT_SETTINGS = (
 )
 
 
-def run_settings(**env):
-    """Load the settings in a fresh interpreter with exactly the given variables."""
+def run_settings(code=PRINT_SETTINGS, **env):
+    """Load the settings in a fresh interpreter with exactly the given variables; run ``code``."""
     environment = {
         "PATH": os.environ["PATH"],
         "DJANGO_SETTINGS_MODULE": "mediaproject.settings",
@@ -20,7 +20,7 @@ def run_settings(**env):
         **env,
     }
     return subprocess.run(
-        [sys.executable, "-c", PRINT_SETTINGS],
+        [sys.executable, "-c", code],
         cwd=settings.BASE_DIR,
         env=environment,
         capture_output=True,
@@ -72,19 +72,8 @@ PRINT_SCHEDULE = (
 )
 
 
-def run_schedule_settings(**env):
-    environment = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "mediaproject.settings", **env}
-    return subprocess.run(
-        [sys.executable, "-c", PRINT_SCHEDULE],
-        cwd=settings.BASE_DIR,
-        env=environment,
-        capture_output=True,
-        text=True,
-    )
-
-
 def test_the_schedule_defaults_to_three_at_night_and_logs_under_var(tmp_path):
-    result = run_schedule_settings(SECRET_KEY="k", ENV_FILE="")
+    result = run_settings(PRINT_SCHEDULE, SECRET_KEY="k")
 
     assert result.returncode == 0, result.stderr
     jobs, suffix, log_file, alert_after = json.loads(result.stdout)
@@ -101,7 +90,7 @@ def test_the_job_definition_comes_from_the_env_file_alone_and_is_the_same_every_
         f"SECRET_KEY=k\nMEDIA_CLEANUP_SCHEDULE=30 2 * * *\nMEDIA_CLEANUP_LOG_FILE={log_file}\n"
     )
 
-    first, second = (run_schedule_settings(ENV_FILE=str(env_file)) for _ in range(2))
+    first, second = (run_settings(PRINT_SCHEDULE, ENV_FILE=str(env_file)) for _ in range(2))
 
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout
@@ -112,7 +101,7 @@ def test_the_job_definition_comes_from_the_env_file_alone_and_is_the_same_every_
 
 
 def test_a_schedule_that_is_not_five_cron_fields_is_refused():
-    result = run_schedule_settings(SECRET_KEY="k", ENV_FILE="", MEDIA_CLEANUP_SCHEDULE="@daily")
+    result = run_settings(PRINT_SCHEDULE, SECRET_KEY="k", MEDIA_CLEANUP_SCHEDULE="@daily")
 
     assert result.returncode != 0
     assert "MEDIA_CLEANUP_SCHEDULE='@daily' is not five cron fields" in result.stderr
