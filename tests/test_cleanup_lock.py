@@ -28,7 +28,9 @@ def test_postgresql_uses_the_documented_advisory_key_on_a_connection_of_its_own(
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND pid <> pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = %s",
+                "AND pid <> pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = %s "
+                # Advisory locks belong to a database; other test databases on the server may hold theirs.
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
                 [ADVISORY_LOCK_KEY],
             )
             assert cursor.fetchone()[0] == 1
