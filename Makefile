@@ -9,9 +9,9 @@ SYSTEM_PACKAGES := cron
 CRON_TEST_USER ?= mediacron
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # A throwaway key so that tests need no .env; they never read one (ENV_FILE is empty).
-TEST_ENV := ENV_FILE= SECRET_KEY=test-only-not-secret
+TEST_ENV := ENV_FILE= SECRET_KEY=test-only-not-secret CRON_TEST_USER=$(CRON_TEST_USER)
 
-.PHONY: venv demo serve test system-deps clean
+.PHONY: venv demo serve test system-deps cron-install clean
 
 venv: $(STAMP)
 
@@ -44,6 +44,15 @@ system-deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	else echo "System packages present: $(SYSTEM_PACKAGES)"; fi
 	@id -u $(CRON_TEST_USER) >/dev/null 2>&1 || $(SUDO) useradd --system --no-create-home --shell /usr/sbin/nologin $(CRON_TEST_USER)
+
+# Schedule the sweep in the current user's crontab (settings from .env), then fail loudly if
+# it is not really there: django-crontab says "adding cronjob" even without a crontab binary.
+# -v 0: at -v 1, `add` stops on a line added with an earlier schedule (it looks its hash up to
+# print it); quietly it replaces that line.
+cron-install: $(STAMP)
+	$(PY) manage.py crontab add --verbosity 0
+	$(PY) manage.py crontab show
+	$(PY) manage.py check --deploy --tag media_cleanup_cron --fail-level WARNING
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

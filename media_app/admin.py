@@ -1,10 +1,19 @@
-from django.contrib import admin
+import logging
+
+from django.contrib import admin, messages
 from django.contrib.contenttypes.admin import GenericTabularInline
 from django.template.defaultfilters import filesizeformat
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
+from .admin_sweep import SweepPages
+from .cleanup.engine import orphaned_media_condition, run_cleanup
 from .models import CleanupRun, Media
+
+logger = logging.getLogger(__name__)
+
+# The action runs within the request: a selection is small. More goes to the sweep page.
+MAX_SELECTION = 1000
 
 
 @admin.display(description="preview")
@@ -33,10 +42,29 @@ class MediaInline(GenericTabularInline):
     readonly_fields = [thumbnail, human_size, "mime_type"]
 
 
+class OwnerMissingFilter(admin.SimpleListFilter):
+    """Filter media by whether their owner row is gone."""
+
+    title = "owner missing"
+    parameter_name = "owner_missing"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(orphaned_media_condition(queryset.db))
+        if self.value() == "no":
+            return queryset.exclude(orphaned_media_condition(queryset.db))
+        return queryset
+
+
 @admin.register(Media)
 class MediaAdmin(admin.ModelAdmin):
     list_display = [thumbnail, "__str__", "owner", "content_type", human_size, "mime_type", "created_at"]
-    list_filter = ["content_type", "mime_type", "created_at"]
+    list_filter = [OwnerMissingFilter, "content_type", "mime_type", "created_at"]
+    change_list_template = "admin/media_app/change_list_with_sweep.html"
+    actions = ["clean_up_orphaned_selection"]
     search_fields = ["original_name", "file", "caption"]
     readonly_fields = [thumbnail, "owner", human_size, "mime_type", "original_name", "created_at"]
     fields = [
@@ -68,13 +96,47 @@ class MediaAdmin(admin.ModelAdmin):
             return str(owner)
         return format_html('<a href="{}">{}</a>', url, owner)
 
+    @admin.action(description="Clean up selected media whose owner is gone", permissions=["delete"])
+    def clean_up_orphaned_selection(self, request, queryset):
+        """Remove the selected media whose owner is gone, with their files; keep the others."""
+        selected = list(queryset.order_by().values_list("pk", flat=True)[: MAX_SELECTION + 1])
+        if len(selected) > MAX_SELECTION:
+            self.message_user(
+                request,
+                f"Select at most {MAX_SELECTION} media for this action; the sweep page cleans up any number.",
+                messages.ERROR,
+            )
+            return
+        result = run_cleanup(media_ids=selected, trigger=CleanupRun.Trigger.ADMIN)
+        self.message_user(request, selection_message(result, len(selected)), selection_level(result))
+
+
+def selection_message(result, selected):
+    """Return the message that reports a run of the action on ``selected`` media."""
+    if result.status == CleanupRun.Status.LOCKED:
+        return "Another cleanup run holds the lock; nothing was done. Try again when it has finished."
+    text = (
+        f"Removed {result.deleted_records} of the {selected} selected media whose owner is gone, "
+        f"with {result.deleted_files} files; kept {selected - result.deleted_records}."
+    )
+    if result.error_count:
+        text += f" {result.error_count} errors: {'; '.join(result.errors[:3])}."
+    if result.message:
+        text += f" {result.message}"
+    return text
+
+
+def selection_level(result):
+    return messages.SUCCESS if result.exit_code == 0 else messages.ERROR
+
 
 @admin.register(CleanupRun)
-class CleanupRunAdmin(admin.ModelAdmin):
+class CleanupRunAdmin(SweepPages, admin.ModelAdmin):
     """The sweep's run history: read-only, since every row is a record of what happened."""
 
     list_display = [
         "started_at",
+        "report",
         "status",
         "trigger",
         "dry_run",
@@ -87,7 +149,13 @@ class CleanupRunAdmin(admin.ModelAdmin):
         "duration_seconds",
     ]
     list_filter = ["status", "trigger", "dry_run"]
+    change_list_template = "admin/media_app/change_list_with_sweep.html"
     date_hierarchy = "started_at"
+
+    @admin.display(description="figures and errors")
+    def report(self, run):
+        url = reverse("admin:media_app_cleanuprun_report", args=[run.pk])
+        return format_html('<a href="{}">report</a>', url)
 
     def has_add_permission(self, request):
         return False

@@ -6,6 +6,7 @@ class MediaAppConfig(AppConfig):
     verbose_name = "Media"
 
     def ready(self):
-        from . import signals
+        from . import checks, signals
 
         signals.connect()
+        checks.register()

@@ -5,6 +5,7 @@ The values come from the environment through ``mediaproject/settings.py``.
 
 import os
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 
@@ -19,6 +20,10 @@ DEFAULTS = {
     "MEDIA_CLEANUP_QUARANTINE_ROOT": None,  # <project>/var/quarantine, set in settings.py
     "MEDIA_UPLOAD_MAX_BYTES": 10 * 1024 * 1024,
     "MEDIA_UPLOAD_ALLOWED_TYPES": ["image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf"],
+    "MEDIA_CLEANUP_ALERT_AFTER": "2d",
+    "MEDIA_CLEANUP_LOG_FILE": None,  # settings.py sets <project>/var/log/cleanup_media.log
+    "CRONJOBS": [],
+    "CRONTAB_EXECUTABLE": "/usr/bin/crontab",  # django-crontab's default
 }
 
 
@@ -61,3 +66,27 @@ def upload_max_bytes() -> int:
 
 def upload_allowed_types() -> set:
     return set(_get("MEDIA_UPLOAD_ALLOWED_TYPES"))
+
+
+def alert_after() -> timedelta:
+    """Return how old the last successful run may be; raise ValueError naming the setting."""
+    try:
+        return parse_duration(_get("MEDIA_CLEANUP_ALERT_AFTER"))
+    except ValueError as exc:
+        raise ValueError(f"MEDIA_CLEANUP_ALERT_AFTER: {exc}") from None
+
+
+def log_file() -> Path:
+    """Return the file that the cron job and the admin's runs append their output to."""
+    configured = _get("MEDIA_CLEANUP_LOG_FILE")
+    return Path(configured) if configured else Path(settings.BASE_DIR) / "var" / "log" / "cleanup_media.log"
+
+
+def cron_jobs() -> list:
+    """Return django-crontab's job definitions (``CRONJOBS``)."""
+    return list(_get("CRONJOBS"))
+
+
+def crontab_executable() -> str:
+    """Return the crontab command django-crontab runs, e.g. ``crontab`` or ``crontab -u USER``."""
+    return _get("CRONTAB_EXECUTABLE")

@@ -4,6 +4,7 @@ Every variable is documented in ``.env.example`` and the README. The environment
 over ``.env``; ``ENV_FILE`` names another file (an empty value reads none).
 """
 
+import shlex
 from pathlib import Path
 
 import environ
@@ -139,3 +140,35 @@ MEDIA_UPLOAD_ALLOWED_TYPES = env.list(
     "MEDIA_UPLOAD_ALLOWED_TYPES",
     default=["image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf"],
 )
+
+# The schedule: django-crontab writes one crontab line per CRONJOBS entry and finds the job at
+# run time by a hash of its definition, so the definition is built only from these values,
+# which come from the environment or .env: `crontab add` and the run compute the same hash.
+# Five cron fields, in the host's time zone (cron knows nothing of TIME_ZONE).
+MEDIA_CLEANUP_SCHEDULE = env.str("MEDIA_CLEANUP_SCHEDULE", default="0 3 * * *")
+if len(MEDIA_CLEANUP_SCHEDULE.split()) != 5:
+    raise ImproperlyConfigured(
+        f"MEDIA_CLEANUP_SCHEDULE={MEDIA_CLEANUP_SCHEDULE!r} is not five cron fields, e.g. '0 3 * * *' "
+        "(django-crontab cannot find or remove a line written otherwise)."
+    )
+# The cron job and the runs started from the admin append their output here.
+MEDIA_CLEANUP_LOG_FILE = env.path(
+    "MEDIA_CLEANUP_LOG_FILE", default=BASE_DIR / "var" / "log" / "cleanup_media.log"
+)
+# `check --deploy` warns when the last successful real run is older than this (90s, 30m, 6h, 2d).
+MEDIA_CLEANUP_ALERT_AFTER = env.str("MEDIA_CLEANUP_ALERT_AFTER", default="2d")
+
+CRONJOBS = [(MEDIA_CLEANUP_SCHEDULE, "media_app.cron.cleanup_media")]
+# Whose crontab: `crontab -u USER` writes another user's (as root); the tests use that.
+CRONTAB_EXECUTABLE = env.str("CRONTAB_EXECUTABLE", default="/usr/bin/crontab")
+CRONTAB_DJANGO_MANAGE_PATH = str(BASE_DIR / "manage.py")
+# `crontab add` and `remove` replace every line with this comment: naming the project folder
+# keeps two checkouts that share a crontab (staging and production) from removing each other's.
+CRONTAB_COMMENT = f"cleanup_media of {BASE_DIR}"
+# No variables on the line: settings.py reads <project>/.env itself, and secrets stay out of
+# the crontab. The shell opens the log before the job starts, so its folder must exist.
+CRONTAB_COMMAND_SUFFIX = f">> {shlex.quote(str(MEDIA_CLEANUP_LOG_FILE))} 2>&1"
+try:
+    Path(MEDIA_CLEANUP_LOG_FILE).parent.mkdir(parents=True, exist_ok=True)
+except OSError:
+    pass  # a server without write access there; `check --deploy` reports it (media_app.W004)

@@ -1,4 +1,5 @@
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -11,15 +12,27 @@ from django.conf import settings as django_settings
 (Path(django_settings.BASE_DIR) / "var").mkdir(exist_ok=True)
 
 
+def _missing_system_dep(message):
+    if os.environ.get("REQUIRE_SYSTEM_DEPS") == "1":
+        pytest.fail(message + " (REQUIRE_SYSTEM_DEPS=1 forbids skipping)")
+    pytest.skip(message)
+
+
 def require_tool(name):
     """Return the path of a system binary; skip without it, or fail under REQUIRE_SYSTEM_DEPS=1."""
     path = shutil.which(name)
     if path:
         return path
-    message = f"`{name}` is not installed: run `make system-deps` to install it"
-    if os.environ.get("REQUIRE_SYSTEM_DEPS") == "1":
-        pytest.fail(message + " (REQUIRE_SYSTEM_DEPS=1 forbids skipping)")
-    pytest.skip(message)
+    _missing_system_dep(f"`{name}` is not installed: run `make system-deps` to install it")
+
+
+def require_system_user(name):
+    """Return a system user's name; skip when it does not exist, or fail under REQUIRE_SYSTEM_DEPS=1."""
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        _missing_system_dep(f"the system user `{name}` does not exist: run `make system-deps` to create it")
+    return name
 
 
 @pytest.fixture(autouse=True)
@@ -64,8 +77,9 @@ def database_url():
 def manage_py(media_root, settings):
     """Run ``python manage.py ...`` for real, against the test database and MEDIA_ROOT."""
 
-    def run(*args, env=None, timeout=120):
-        environment = {
+    def run(*args, env=None, timeout=120, exact_env=None):
+        """``exact_env`` replaces the whole environment (as cron's would); ``env`` adds to the test's."""
+        environment = exact_env or {
             **os.environ,
             "ENV_FILE": "",
             "SECRET_KEY": "test-only",

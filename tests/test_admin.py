@@ -1,9 +1,17 @@
+import re
+import time
+import uuid
+from types import SimpleNamespace
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
-from media_app.models import Media
+from media_app.cleanup.engine import summary
+from media_app.models import CleanupRun, Media
 from tests import factories
+from tests.conftest import database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -147,3 +155,362 @@ def test_run_history_is_listed_shown_and_read_only(admin_client, media_root):
     assert 'name="_save"' not in page.content.decode()
     assert result.run_id in page.content.decode() or str(result.status) in page.content.decode()
     assert admin_client.get(reverse("admin:media_app_cleanuprun_add")).status_code == 403
+
+
+# -- "owner missing" and the action on selected media --------------------------------------------
+
+
+@pytest.fixture
+def orphan_and_live(media_root):
+    """An orphaned media row (its owner deleted behind the ORM's back) and a live one."""
+    gone = factories.tour()
+    orphan = factories.media(gone, name="orphan.jpg")
+    live = factories.media(factories.company(), name="live.jpg")
+    factories.delete_behind_the_orms_back(gone)
+    return orphan, live
+
+
+def changelist_rows(client, **params):
+    response = client.get(reverse("admin:media_app_media_changelist"), params)
+    assert response.status_code == 200
+    return {media.pk for media in response.context["cl"].result_list}
+
+
+def test_owner_missing_filter_shows_only_orphaned_or_only_owned_media(admin_client, orphan_and_live):
+    orphan, live = orphan_and_live
+
+    assert changelist_rows(admin_client, owner_missing="yes") == {orphan.pk}
+    assert changelist_rows(admin_client, owner_missing="no") == {live.pk}
+    assert changelist_rows(admin_client) == {orphan.pk, live.pk}
+
+
+def clean_up_selected(client, media, **kwargs):
+    return client.post(
+        reverse("admin:media_app_media_changelist"),
+        {"action": "clean_up_orphaned_selection", "_selected_action": [str(m.pk) for m in media]},
+        **kwargs,
+    )
+
+
+def page_messages(response):
+    return [str(message) for message in response.context["messages"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_action_removes_the_selected_orphans_and_keeps_live_media(
+    admin_client, orphan_and_live, media_root
+):
+    orphan, live = orphan_and_live
+
+    response = clean_up_selected(admin_client, [orphan, live], follow=True)
+
+    assert list(Media.objects.values_list("pk", flat=True)) == [live.pk]
+    assert not (media_root / orphan.file.name).exists()
+    assert (media_root / live.file.name).exists()
+    assert page_messages(response) == [
+        "Removed 1 of the 2 selected media whose owner is gone, with 1 files; kept 1."
+    ]
+    run = CleanupRun.objects.get()
+    assert (run.trigger, run.status, run.options["media_ids"]) == ("admin", "ok", 2)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_filter_shows_exactly_what_the_action_removes(admin_client, orphan_and_live):
+    from django.contrib.contenttypes.models import ContentType
+    from django.core.files.base import ContentFile
+
+    stale_type = ContentType.objects.create(app_label="gone", model="thing")
+    stale = Media.objects.create(
+        content_type=stale_type, object_id=uuid.uuid4(), file=ContentFile(b"x", name="stale.jpg")
+    )
+    shown = changelist_rows(admin_client, owner_missing="yes")
+
+    clean_up_selected(admin_client, Media.objects.all())
+
+    assert shown == {orphan_and_live[0].pk}
+    assert set(Media.objects.values_list("pk", flat=True)) == {orphan_and_live[1].pk, stale.pk}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_action_reports_a_lock_held_by_another_run(admin_client, orphan_and_live):
+    from media_app.cleanup.lock import cleanup_lock
+
+    with cleanup_lock("default") as acquired:
+        assert acquired
+        response = clean_up_selected(admin_client, orphan_and_live, follow=True)
+
+    assert Media.objects.count() == 2
+    assert page_messages(response) == [
+        "Another cleanup run holds the lock; nothing was done. Try again when it has finished."
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_action_refuses_a_selection_too_large_for_a_request(admin_client, orphan_and_live, monkeypatch):
+    monkeypatch.setattr("media_app.admin.MAX_SELECTION", 1)
+
+    response = clean_up_selected(admin_client, orphan_and_live, follow=True)
+
+    assert Media.objects.count() == 2
+    assert not CleanupRun.objects.exists()
+    assert "Select at most 1 media" in page_messages(response)[0]
+
+
+def staff_user(*permissions):
+    """A staff user with exactly these permissions (codenames of media_app)."""
+    from django.contrib.auth.models import Permission
+
+    user = factories.user(is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="media_app", codename__in=permissions)
+    )
+    return user
+
+
+def test_the_action_is_offered_only_to_users_who_may_delete_media(client, orphan_and_live):
+    url = reverse("admin:media_app_media_changelist")
+    client.force_login(staff_user("view_media"))
+    assert "clean_up_orphaned_selection" not in client.get(url).content.decode()
+
+    client.force_login(staff_user("view_media", "delete_media"))
+    assert "clean_up_orphaned_selection" in client.get(url).content.decode()
+
+
+# -- the whole sweep from the admin: preview, confirm, report ------------------------------------
+
+SWEEP_URL = "admin:media_app_cleanuprun_sweep"
+
+
+@pytest.fixture
+def background_runs(monkeypatch, media_root, settings, tmp_path):
+    """Let the runs the admin starts see the test database and MEDIA_ROOT.
+
+    The view passes its own environment on to the run (in production the server's, which points
+    at the same database); here that environment must name the test database, which only exists
+    while the test runs, so the test sets it rather than the view rebuilding it from settings.
+    """
+    monkeypatch.setenv("DATABASE_URL", database_url())
+    monkeypatch.setenv("MEDIA_ROOT", str(media_root))
+    monkeypatch.setenv("ENV_FILE", "")
+    monkeypatch.setenv("SECRET_KEY", "test-only")
+    settings.MEDIA_CLEANUP_LOG_FILE = str(tmp_path / "log" / "cleanup_media.log")
+    return tmp_path / "log" / "cleanup_media.log"
+
+
+def finished(run_id, timeout=90):
+    """Wait until the run's history row exists and is no longer running; return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = CleanupRun.objects.filter(pk=run_id).first()
+        if run is not None and run.status != "running":
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not finish in {timeout} s")
+
+
+def run_id_of(response):
+    """Return the run id a POST that started a run redirected to."""
+    assert response.status_code == 302, response.content.decode()[:2000]
+    match = re.search(r"/([0-9a-f-]{36})/report/$", response["Location"])
+    assert match, response["Location"]
+    return match.group(1)
+
+
+def report(client, run_id):
+    return client.get(reverse("admin:media_app_cleanuprun_report", args=[run_id]))
+
+
+@pytest.fixture
+def drift(media_root):
+    """A live media row, an orphaned one, a stray file 2 hours old and one 10 minutes old."""
+    live = factories.media(factories.tour(), name="live.jpg")
+    gone = factories.tour()
+    orphan = factories.media(gone, name="orphan.jpg")
+    factories.delete_behind_the_orms_back(gone)
+    stray = factories.stray_file(media_root, "uploads/tours/stray.jpg", age_days=2 / 24)
+    young = factories.stray_file(media_root, "uploads/tours/young.jpg", age_days=10 / 1440)
+    return SimpleNamespace(live=live, orphan=orphan, stray=stray, young=young)
+
+
+def preview(client, min_age="1h"):
+    """Start a preview from the sweep page; return its finished history row."""
+    response = client.post(reverse(SWEEP_URL), {"min_age": min_age})
+    return finished(run_id_of(response))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_preview_shows_counts_and_a_sample_and_deletes_nothing(admin_client, background_runs, drift):
+    assert admin_client.get(reverse(SWEEP_URL)).status_code == 200
+
+    run = preview(admin_client, min_age="1h")
+    page = report(admin_client, run.pk)
+    html = page.content.decode()
+
+    assert (run.trigger, run.dry_run, run.status, run.options["min_age"]) == ("admin", True, "ok", 3600)
+    assert (run.orphaned_records, run.orphaned_files, run.young_files) == (1, 1, 1)
+    assert "uploads/tours/stray.jpg" in html and drift.orphan.file.name in html
+    assert 'name="confirm"' in html and "same grace period (1h)" in html
+    assert page_messages(page) == [f"Cleanup preview finished: {summary(run)}"]
+    assert page_messages(report(admin_client, run.pk)) == []  # told once
+    assert Media.objects.count() == 2
+    assert drift.stray.exists() and drift.young.exists()
+    assert "starting a dry run" in background_runs.read_text()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_confirming_the_preview_removes_with_the_previews_grace_period(admin_client, background_runs, drift):
+    run = preview(admin_client, min_age="1h")
+
+    response = admin_client.post(reverse("admin:media_app_cleanuprun_confirm", args=[run.pk]))
+    real = finished(run_id_of(response))
+    page = report(admin_client, real.pk)
+
+    assert (real.trigger, real.dry_run, real.status, real.options["min_age"]) == ("admin", False, "ok", 3600)
+    assert (real.deleted_records, real.deleted_files) == (2 - 1, 2)  # the orphan's file and the stray
+    assert list(Media.objects.values_list("pk", flat=True)) == [drift.live.pk]
+    assert not drift.stray.exists()
+    assert drift.young.exists()  # inside the grace period
+    assert page_messages(page) == [f"Cleanup run finished: {summary(real)}"]
+    assert 'name="confirm"' not in page.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_run_refused_by_the_cap_is_shown_and_removes_nothing(
+    admin_client, background_runs, drift, media_root
+):
+    run = preview(admin_client)
+    strays = [factories.stray_file(media_root, f"uploads/tours/more-{n}.jpg") for n in range(20)]
+
+    real = finished(
+        run_id_of(admin_client.post(reverse("admin:media_app_cleanuprun_confirm", args=[run.pk])))
+    )
+    html = report(admin_client, real.pk).content.decode()
+
+    assert real.status == "refused"
+    assert "refused by the safety cap" in html and "never lifts the safety cap" in html
+    assert all(stray.exists() for stray in strays) and Media.objects.count() == 2
+
+
+def history_row(**fields):
+    return CleanupRun.objects.create(
+        **{"trigger": "admin", "status": "ok", "started_at": timezone.now(), **fields}
+    )
+
+
+def test_only_a_finished_preview_that_found_something_can_be_confirmed(admin_client):
+    unconfirmable = [
+        history_row(dry_run=True, status="refused", deleted_files=30, options={"min_age": 0}),
+        history_row(dry_run=True, status="ok", options={"min_age": 0}),
+        history_row(dry_run=True, status="running", deleted_files=3, options={"min_age": 0}),
+        history_row(dry_run=False, status="ok", deleted_files=3, options={"min_age": 0}),
+    ]
+    for run in unconfirmable:
+        assert 'name="confirm"' not in report(admin_client, run.pk).content.decode()
+
+        response = admin_client.post(
+            reverse("admin:media_app_cleanuprun_confirm", args=[run.pk]), follow=True
+        )
+
+        assert page_messages(response) == [
+            "Only a finished preview that found something to remove can be confirmed."
+        ]
+    assert CleanupRun.objects.count() == len(unconfirmable)
+
+
+def test_the_report_page_follows_a_run_from_starting_to_running(admin_client):
+    run_id = str(uuid.uuid4())
+    assert report(admin_client, run_id).status_code == 404  # not one this session started
+
+    session = admin_client.session
+    session["media_cleanup_started_runs"] = {run_id: time.time()}
+    session.save()
+    starting = report(admin_client, run_id).content.decode()
+    assert "Starting run" in starting and 'http-equiv="refresh"' in starting
+
+    history_row(id=run_id, status="running", dry_run=True, files_checked=4096)
+    running = report(admin_client, run_id).content.decode()
+    assert "Running since" in running and 'http-equiv="refresh"' in running and "4096" in running
+
+
+def test_the_report_page_says_when_a_run_never_started(admin_client, settings, tmp_path):
+    settings.MEDIA_CLEANUP_LOG_FILE = str(tmp_path / "cleanup.log")
+    run_id = str(uuid.uuid4())
+    session = admin_client.session
+    session["media_cleanup_started_runs"] = {run_id: time.time() - 600}
+    session.save()
+
+    html = report(admin_client, run_id).content.decode()
+
+    assert "did not start" in html and str(tmp_path / "cleanup.log") in html
+    assert 'http-equiv="refresh"' not in html
+
+
+def test_users_who_may_not_delete_media_get_403_and_no_confirmation(client):
+    preview_run = history_row(dry_run=True, deleted_files=3, options={"min_age": 3600})
+    client.force_login(staff_user("view_media", "view_cleanuprun", "change_media"))
+
+    assert client.get(reverse(SWEEP_URL)).status_code == 403
+    assert client.post(reverse(SWEEP_URL), {"min_age": "1h"}).status_code == 403
+    assert (
+        client.post(reverse("admin:media_app_cleanuprun_confirm", args=[preview_run.pk])).status_code == 403
+    )
+    page = report(client, preview_run.pk)
+    assert page.status_code == 200 and 'name="confirm"' not in page.content.decode()
+    assert CleanupRun.objects.count() == 1
+
+
+def test_the_report_needs_the_view_permission_on_the_history_or_on_deleting_media(client):
+    run = history_row()
+    client.force_login(staff_user("view_media", "change_media"))
+    assert report(client, run.pk).status_code == 403
+
+    client.force_login(staff_user("view_media", "delete_media"))
+    assert report(client, run.pk).status_code == 200
+
+
+def test_starting_a_run_is_csrf_protected_and_post_only(admin_user):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    preview_run = history_row(dry_run=True, deleted_files=3, options={"min_age": 3600})
+
+    assert client.post(reverse(SWEEP_URL), {"min_age": "1h"}).status_code == 403
+    assert (
+        client.post(reverse("admin:media_app_cleanuprun_confirm", args=[preview_run.pk])).status_code == 403
+    )
+    assert client.get(reverse("admin:media_app_cleanuprun_confirm", args=[preview_run.pk])).status_code == 405
+    assert CleanupRun.objects.count() == 1
+
+
+def test_a_grace_period_that_does_not_parse_is_refused_on_the_form(admin_client):
+    response = admin_client.post(reverse(SWEEP_URL), {"min_age": "two days"})
+
+    assert response.status_code == 200
+    assert "invalid duration" in response.content.decode()
+    assert not CleanupRun.objects.exists()
+
+
+def test_the_sweep_page_is_linked_from_the_media_list_and_the_history(admin_client, client):
+    sweep = reverse(SWEEP_URL)
+    assert sweep in admin_client.get(reverse("admin:media_app_media_changelist")).content.decode()
+    assert sweep in admin_client.get(reverse("admin:media_app_cleanuprun_changelist")).content.decode()
+
+    client.force_login(staff_user("view_media"))
+    assert sweep not in client.get(reverse("admin:media_app_media_changelist")).content.decode()
+
+
+def test_the_history_links_each_run_to_its_figures_and_errors_and_filters(admin_client):
+    failed = history_row(
+        status="errors", trigger="cron", error_count=1, errors=["uploads/x.jpg: permission denied"]
+    )
+    history_row(status="ok", trigger="command")
+    changelist = reverse("admin:media_app_cleanuprun_changelist")
+
+    html = admin_client.get(changelist).content.decode()
+    filtered = admin_client.get(changelist, {"status__exact": "errors", "trigger__exact": "cron"})
+    page = report(admin_client, failed.pk).content.decode()
+
+    assert reverse("admin:media_app_cleanuprun_report", args=[failed.pk]) in html
+    assert [run.pk for run in filtered.context["cl"].result_list] == [failed.pk]
+    assert "uploads/x.jpg: permission denied" in page and "Status <strong>errors</strong>" in page

@@ -86,7 +86,14 @@ def test_options_reach_the_engine(drift, media_root):
     report = json.loads(out)
     assert report["orphaned_files"] == 2 and report["young_files"] == 0
     options = CleanupRun.objects.get(pk=report["run_id"]).options
-    assert options == {"dry_run": False, "min_age": 0.0, "force": True, "time_limit": 3600.0, "rate": 1000}
+    assert options == {
+        "dry_run": False,
+        "min_age": 0.0,
+        "force": True,
+        "time_limit": 3600.0,
+        "rate": 1000,
+        "purge_quarantine": False,
+    }
 
 
 @pytest.mark.parametrize(

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -10,8 +11,8 @@ PRINT_SETTINGS = (
 )
 
 
-def run_settings(**env):
-    """Load the settings in a fresh interpreter with exactly the given variables."""
+def run_settings(code=PRINT_SETTINGS, **env):
+    """Load the settings in a fresh interpreter with exactly the given variables; run ``code``."""
     environment = {
         "PATH": os.environ["PATH"],
         "DJANGO_SETTINGS_MODULE": "mediaproject.settings",
@@ -19,7 +20,7 @@ def run_settings(**env):
         **env,
     }
     return subprocess.run(
-        [sys.executable, "-c", PRINT_SETTINGS],
+        [sys.executable, "-c", code],
         cwd=settings.BASE_DIR,
         env=environment,
         capture_output=True,
@@ -62,3 +63,45 @@ def test_an_env_file_is_read_and_the_environment_wins(tmp_path):
     assert result.returncode == 0, result.stderr
     zone, _, _, media_root = result.stdout.split()
     assert (zone, media_root) == ("UTC", "/data/media")
+
+
+PRINT_SCHEDULE = (
+    "import json, django; django.setup(); from django.conf import settings as s; "
+    "print(json.dumps([s.CRONJOBS, s.CRONTAB_COMMAND_SUFFIX, str(s.MEDIA_CLEANUP_LOG_FILE), "
+    "s.MEDIA_CLEANUP_ALERT_AFTER]))"
+)
+
+
+def test_the_schedule_defaults_to_three_at_night_and_logs_under_var(tmp_path):
+    result = run_settings(PRINT_SCHEDULE, SECRET_KEY="k")
+
+    assert result.returncode == 0, result.stderr
+    jobs, suffix, log_file, alert_after = json.loads(result.stdout)
+    assert jobs == [["0 3 * * *", "media_app.cron.cleanup_media"]]
+    assert log_file == str(settings.BASE_DIR / "var" / "log" / "cleanup_media.log")
+    assert suffix == f">> {log_file} 2>&1"
+    assert alert_after == "2d"
+
+
+def test_the_job_definition_comes_from_the_env_file_alone_and_is_the_same_every_time(tmp_path):
+    env_file = tmp_path / "project.env"
+    log_file = tmp_path / "my logs" / "sweep.log"
+    env_file.write_text(
+        f"SECRET_KEY=k\nMEDIA_CLEANUP_SCHEDULE=30 2 * * *\nMEDIA_CLEANUP_LOG_FILE={log_file}\n"
+    )
+
+    first, second = (run_settings(PRINT_SCHEDULE, ENV_FILE=str(env_file)) for _ in range(2))
+
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    jobs, suffix, _, _ = json.loads(first.stdout)
+    assert jobs == [["30 2 * * *", "media_app.cron.cleanup_media"]]
+    assert suffix == f">> '{log_file}' 2>&1"
+    assert log_file.parent.is_dir()  # the shell opens the log before the job starts
+
+
+def test_a_schedule_that_is_not_five_cron_fields_is_refused():
+    result = run_settings(PRINT_SCHEDULE, SECRET_KEY="k", MEDIA_CLEANUP_SCHEDULE="@daily")
+
+    assert result.returncode != 0
+    assert "MEDIA_CLEANUP_SCHEDULE='@daily' is not five cron fields" in result.stderr

@@ -45,6 +45,8 @@ from .walkers import PREFIX, Deletion, StorageUnavailable, StoredFile, walker_fo
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000
+# Key in ``CleanupRun.options`` of a run limited to a selection (how many rows): not a sweep.
+SELECTION_OPTION = "media_ids"
 PROGRESS_INTERVAL = 2.0  # seconds between progress reports and history updates
 # Collations under which the database orders text as Python orders str (code points, which
 # for UTF-8 is byte order). The merge depends on it and checks it as it goes.
@@ -113,7 +115,11 @@ def run_cleanup(
         "force": force,
         "time_limit": None if time_limit is None else time_limit.total_seconds(),
         "rate": rate,
+        "purge_quarantine": purge_quarantine,
     }
+    if media_ids is not None:
+        media_ids = [str(pk) for pk in media_ids]
+        options[SELECTION_OPTION] = len(media_ids)
     history = RunHistory(result, using=using, trigger=trigger, options=options, now=now)
     started = time.monotonic()
     storage = storage or default_storage
@@ -317,27 +323,16 @@ class Sweep:
     # -- collect -----------------------------------------------------------------------------
 
     def find_owner_types(self):
-        """Return ``[(content type, model)]`` of the owner types in use; count stale ones."""
-        media = Media.objects.using(self.using)
-        type_ids = media.order_by().values_list("content_type_id", flat=True).distinct()
-        owner_types = []
-        for content_type in ContentType.objects.using(self.using).filter(pk__in=list(type_ids)):
-            model = content_type.model_class()
-            if model is not None and isinstance(model._meta.pk, models.UUIDField):
-                owner_types.append((content_type, model))
-                continue
-            stale = media.filter(content_type=content_type).count()
-            self.result.stale_type_records += stale
-            self.item("stale type", f"{content_type.app_label}.{content_type.model} ({stale} rows kept)")
-        return owner_types
+        """Return the owner types in use; count the rows of stale ones, which are kept."""
+        live, stale = owner_types(self.using)
+        for content_type in stale:
+            count = self.media().filter(content_type=content_type).count()
+            self.result.stale_type_records += count
+            self.item("stale type", f"{content_type.app_label}.{content_type.model} ({count} rows kept)")
+        return live
 
     def orphaned_condition(self):
-        """Return a Q matching media rows whose owner row no longer exists."""
-        condition = Q(pk__in=[])
-        for content_type, model in self.owner_types:
-            owners = model._base_manager.using(self.using).filter(pk=OuterRef("object_id"))
-            condition |= Q(content_type=content_type) & ~Exists(owners)
-        return condition
+        return orphaned_condition(self.owner_types, self.using)
 
     def byte_order(self, field_name):
         collation = BYTE_ORDER_COLLATIONS.get(self.connection.vendor)
@@ -614,6 +609,36 @@ class Sweep:
         if self.on_progress:
             self.on_progress(self.result)
         self.history.progress()
+
+
+def owner_types(using):
+    """Return ``([(content type, model)], [stale content types])`` of the media rows' owners.
+
+    A type is stale when it has no model any more, or a key that cannot match ``object_id``.
+    """
+    type_ids = Media.objects.using(using).order_by().values_list("content_type_id", flat=True).distinct()
+    live, stale = [], []
+    for content_type in ContentType.objects.using(using).filter(pk__in=list(type_ids)):
+        model = content_type.model_class()
+        if model is not None and isinstance(model._meta.pk, models.UUIDField):
+            live.append((content_type, model))
+        else:
+            stale.append(content_type)
+    return live, stale
+
+
+def orphaned_condition(types, using):
+    """Return a Q matching media rows whose owner row no longer exists (one anti-join per type)."""
+    condition = Q(pk__in=[])
+    for content_type, model in types:
+        owners = model._base_manager.using(using).filter(pk=OuterRef("object_id"))
+        condition |= Q(content_type=content_type) & ~Exists(owners)
+    return condition
+
+
+def orphaned_media_condition(using=DEFAULT_DB_ALIAS):
+    """Return a Q matching the media rows the sweep counts as orphaned (the admin's filter uses it)."""
+    return orphaned_condition(owner_types(using)[0], using)
 
 
 def row_entry(media):

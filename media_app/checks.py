@@ -1,0 +1,124 @@
+"""Health checks for the sweep, in Django's system-check framework (``manage.py check --deploy``).
+
+Every check is a deployment check tagged ``media_cleanup``; those about the crontab are also
+tagged ``media_cleanup_cron``. A monitoring probe runs
+``python manage.py check --deploy --tag media_cleanup --fail-level WARNING`` (exit code 1 on any).
+"""
+
+import logging
+import os
+
+from django.core import checks
+from django.db import DatabaseError
+from django.utils import timezone
+
+from . import conf, cron
+from .cleanup.engine import SELECTION_OPTION
+from .models import CleanupRun
+
+logger = logging.getLogger(__name__)
+
+TAG = "media_cleanup"
+CRON_TAG = "media_cleanup_cron"
+# Statuses whose exit code is 0: the sweep did its work (a partial run is carried on next time).
+SUCCESSFUL = [CleanupRun.Status.OK, CleanupRun.Status.PARTIAL]
+
+
+def check_crontab_binary(app_configs=None, **kwargs):
+    """Warn when the crontab binary is missing: django-crontab would report success all the same."""
+    if cron.crontab_binary():
+        return []
+    return [
+        checks.Warning(
+            f"The crontab binary {cron.crontab_command()[0]!r} is not installed, so the cleanup "
+            "is not scheduled, whatever `manage.py crontab add` printed.",
+            hint="Install cron (Debian: `apt-get install cron`, or `make system-deps`), then run "
+            "`python manage.py crontab add`; CRONTAB_EXECUTABLE names another binary.",
+            id="media_app.W001",
+        )
+    ]
+
+
+def check_cleanup_job_installed(app_configs=None, **kwargs):
+    """Warn when the crontab has no line for the cleanup job as CRONJOBS defines it now."""
+    job = cron.scheduled_job()
+    if job is None or not cron.crontab_binary():
+        return []  # not scheduled on purpose, or W001 says why
+    try:
+        line = cron.installed_line(job)
+    except cron.CrontabUnreadable as exc:
+        problem = f"The crontab could not be read ({exc})"
+    else:
+        if line:
+            return []
+        problem = f"The crontab has no line for the cleanup job with the schedule {job[0]!r}"
+    return [
+        checks.Warning(
+            f"{problem}, so the cleanup does not run on schedule.",
+            hint="Run `python manage.py crontab add` (again after changing MEDIA_CLEANUP_SCHEDULE: "
+            "a line added with another schedule is not found) as the user whose crontab it is "
+            "(CRONTAB_EXECUTABLE).",
+            id="media_app.W002",
+        )
+    ]
+
+
+def check_last_successful_run(app_configs=None, **kwargs):
+    """Warn when no real sweep has succeeded within ``MEDIA_CLEANUP_ALERT_AFTER``."""
+    try:
+        alert_after = conf.alert_after()
+    except ValueError as exc:
+        return [checks.Error(str(exc), hint="Use 90s, 30m, 6h or 2d.", id="media_app.E001")]
+    hint = (
+        "See the run history in the admin and the log (MEDIA_CLEANUP_LOG_FILE); is the cron job "
+        "installed (`python manage.py crontab show`) and cron running?"
+    )
+    try:
+        last = (
+            CleanupRun.objects.filter(dry_run=False, status__in=SUCCESSFUL, finished_at__isnull=False)
+            .exclude(options__has_key=SELECTION_OPTION)
+            .order_by("-finished_at")
+            .values_list("finished_at", flat=True)
+            .first()
+        )
+    except DatabaseError as exc:
+        return [
+            checks.Warning(
+                f"The run history could not be read: {exc}",
+                hint="Check DATABASE_URL, and run `python manage.py migrate`.",
+                id="media_app.W003",
+            )
+        ]
+    if last is None:
+        message = "No real cleanup run has succeeded yet."
+    elif timezone.now() - last > alert_after:
+        message = (
+            f"The last successful cleanup run finished at {timezone.localtime(last):%Y-%m-%d %H:%M %Z}, "
+            f"more than {alert_after.total_seconds() / 3600:g} hours ago (MEDIA_CLEANUP_ALERT_AFTER)."
+        )
+    else:
+        return []
+    return [checks.Warning(message, hint=hint, id="media_app.W003")]
+
+
+def check_log_folder(app_configs=None, **kwargs):
+    """Warn when the log's folder is missing or not writable: cron could not even start the job."""
+    folder = conf.log_file().parent
+    if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK):
+        return []
+    return [
+        checks.Warning(
+            f"The folder of MEDIA_CLEANUP_LOG_FILE, {folder}, is missing or not writable: the crontab "
+            "line appends to the log, and the shell refuses to start the job without it.",
+            hint="Create it, writable by the user whose crontab runs the job, or set MEDIA_CLEANUP_LOG_FILE.",
+            id="media_app.W004",
+        )
+    ]
+
+
+def register():
+    """Register the checks as deployment checks; called once from ``AppConfig.ready()``."""
+    checks.register(check_crontab_binary, TAG, CRON_TAG, deploy=True)
+    checks.register(check_cleanup_job_installed, TAG, CRON_TAG, deploy=True)
+    checks.register(check_log_folder, TAG, CRON_TAG, deploy=True)
+    checks.register(check_last_successful_run, TAG, deploy=True)

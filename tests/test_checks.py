@@ -1,0 +1,249 @@
+import os
+from datetime import timedelta
+
+import pytest
+from django.core import checks
+from django.core.management import call_command
+from django.utils import timezone
+
+from media_app import cron
+from media_app.checks import (
+    check_cleanup_job_installed,
+    check_crontab_binary,
+    check_last_successful_run,
+    check_log_folder,
+)
+from media_app.cleanup.engine import run_cleanup
+from media_app.models import CleanupRun
+from tests import factories
+from tests.conftest import require_system_user, require_tool
+
+CRON_USER = os.environ.get("CRON_TEST_USER", "mediacron")
+
+
+def ids(messages):
+    return [message.id for message in messages]
+
+
+@pytest.fixture
+def fake_crontab(tmp_path, settings):
+    """A stand-in crontab binary that lists ``crontab.txt`` (so no real crontab is read here)."""
+    listing = tmp_path / "crontab.txt"
+    script = tmp_path / "bin" / "crontab"
+    script.parent.mkdir()
+    script.write_text(
+        f'#!/bin/sh\n[ -f "{listing}" ] || {{ echo "no crontab for tester" >&2; exit 1; }}\ncat "{listing}"\n'
+    )
+    script.chmod(0o755)
+    settings.CRONTAB_EXECUTABLE = f"{script} -u tester"
+    settings.CRONJOBS = [("5 1 * * *", cron.JOB)]
+    return listing
+
+
+def line_for(job):
+    return f"{job[0]} /venv/bin/python /srv/manage.py crontab run {cron.job_hash(job)} >> /log 2>&1 # x\n"
+
+
+# -- W001: the crontab binary ------------------------------------------------------------------
+
+
+def test_w001_when_the_crontab_binary_is_missing(settings, tmp_path):
+    settings.CRONTAB_EXECUTABLE = f"{tmp_path / 'nowhere' / 'crontab'} -u tester"
+
+    assert ids(check_crontab_binary()) == ["media_app.W001"]
+
+
+def test_no_w001_when_the_crontab_binary_is_there(fake_crontab):
+    assert check_crontab_binary() == []
+
+
+# -- W002: the job in the crontab --------------------------------------------------------------
+
+
+def test_w002_when_the_user_has_no_crontab(fake_crontab):
+    assert ids(check_cleanup_job_installed()) == ["media_app.W002"]
+
+
+def test_no_w002_when_the_line_of_the_job_is_there(fake_crontab):
+    fake_crontab.write_text("# a comment\n" + line_for(("5 1 * * *", cron.JOB)))
+
+    assert check_cleanup_job_installed() == []
+
+
+def test_w002_when_the_line_was_added_with_another_schedule(fake_crontab):
+    fake_crontab.write_text(line_for(("0 3 * * *", cron.JOB)))
+
+    messages = check_cleanup_job_installed()
+
+    assert ids(messages) == ["media_app.W002"]
+    assert "'5 1 * * *'" in messages[0].msg
+
+
+def test_w002_when_the_line_is_commented_out(fake_crontab):
+    fake_crontab.write_text("#" + line_for(("5 1 * * *", cron.JOB)))
+
+    assert ids(check_cleanup_job_installed()) == ["media_app.W002"]
+
+
+def test_w002_says_when_the_crontab_cannot_be_read(fake_crontab, settings, tmp_path):
+    refusing = tmp_path / "bin" / "refusing"
+    refusing.write_text('#!/bin/sh\necho "must be privileged to use -u" >&2\nexit 1\n')
+    refusing.chmod(0o755)
+    settings.CRONTAB_EXECUTABLE = f"{refusing} -u tester"
+
+    messages = check_cleanup_job_installed()
+
+    assert ids(messages) == ["media_app.W002"]
+    assert "must be privileged to use -u" in messages[0].msg
+
+
+def test_no_w002_when_the_sweep_is_not_scheduled_or_crontab_is_missing(fake_crontab, settings, tmp_path):
+    settings.CRONJOBS = []
+    assert check_cleanup_job_installed() == []
+
+    settings.CRONJOBS = [("5 1 * * *", cron.JOB)]
+    settings.CRONTAB_EXECUTABLE = str(tmp_path / "nowhere" / "crontab")
+    assert check_cleanup_job_installed() == []  # W001 says why
+
+
+def test_w002_follows_the_real_crontab_through_add_and_remove(settings, capsys):
+    require_tool("crontab")
+    user = require_system_user(CRON_USER)
+    settings.CRONTAB_EXECUTABLE = f"crontab -u {user}"
+    settings.CRONJOBS = [("5 1 * * *", cron.JOB)]
+    try:
+        call_command("crontab", "add")
+        assert check_cleanup_job_installed() == []
+
+        settings.CRONJOBS = [("6 1 * * *", cron.JOB)]  # the schedule changed; nobody ran `add`
+        assert ids(check_cleanup_job_installed()) == ["media_app.W002"]
+
+        # -v 0 as `make cron-install` does: at -v 1 django-crontab looks the old line's hash up to
+        # print it, and stops with "No job with hash" (after taking the old line out).
+        call_command("crontab", "add", verbosity=0)
+        assert check_cleanup_job_installed() == []
+
+        call_command("crontab", "remove")
+        assert ids(check_cleanup_job_installed()) == ["media_app.W002"]
+    finally:
+        call_command("crontab", "remove", verbosity=0)
+
+
+# -- W003: the last successful run -------------------------------------------------------------
+
+
+def finished_run(age=timedelta(hours=1), **fields):
+    finished = timezone.now() - age
+    return CleanupRun.objects.create(
+        **{"status": "ok", "started_at": finished - timedelta(seconds=5), "finished_at": finished, **fields}
+    )
+
+
+@pytest.mark.django_db
+def test_w003_when_no_real_run_ever_succeeded():
+    assert ids(check_last_successful_run()) == ["media_app.W003"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_w003_right_after_a_successful_real_run():
+    factories.media(factories.tour())
+
+    assert run_cleanup(trigger="cron").status == "ok"
+
+    assert check_last_successful_run() == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", ["ok", "partial"])
+def test_no_w003_when_the_last_success_is_recent(settings, status):
+    settings.MEDIA_CLEANUP_ALERT_AFTER = "6h"
+    finished_run(age=timedelta(hours=5), status=status)
+
+    assert check_last_successful_run() == []
+
+
+@pytest.mark.django_db
+def test_w003_when_the_last_success_is_older_than_the_alert_setting(settings):
+    settings.MEDIA_CLEANUP_ALERT_AFTER = "6h"
+    finished_run(age=timedelta(hours=7))
+
+    messages = check_last_successful_run()
+
+    assert ids(messages) == ["media_app.W003"]
+    assert "more than 6 hours ago" in messages[0].msg
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"dry_run": True},
+        {"status": "errors"},
+        {"status": "refused"},
+        {"status": "locked"},
+        {"status": "running", "finished_at": None},
+        {"options": {"media_ids": 3}},  # the admin's action on a few rows is not a sweep
+    ],
+    ids=["dry run", "errors", "refused", "locked", "running", "selection"],
+)
+def test_w003_when_recent_runs_are_not_successful_real_sweeps(fields):
+    finished_run(age=timedelta(days=3))
+    finished_run(**fields)
+
+    assert ids(check_last_successful_run()) == ["media_app.W003"]
+
+
+@pytest.mark.django_db
+def test_e001_for_an_alert_setting_that_does_not_parse(settings):
+    settings.MEDIA_CLEANUP_ALERT_AFTER = "two days"
+
+    messages = check_last_successful_run()
+
+    assert ids(messages) == ["media_app.E001"]
+    assert "MEDIA_CLEANUP_ALERT_AFTER" in messages[0].msg
+
+
+# -- W004: the log's folder --------------------------------------------------------------------
+
+
+def test_w004_when_the_log_folder_is_missing(settings, tmp_path):
+    settings.MEDIA_CLEANUP_LOG_FILE = str(tmp_path / "missing" / "cleanup_media.log")
+
+    assert ids(check_log_folder()) == ["media_app.W004"]
+
+
+def test_no_w004_when_the_log_folder_exists(settings, tmp_path):
+    settings.MEDIA_CLEANUP_LOG_FILE = str(tmp_path / "cleanup_media.log")
+
+    assert check_log_folder() == []
+
+
+# -- registration ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_checks_run_with_deploy_and_only_then(fake_crontab, settings, tmp_path):
+    settings.MEDIA_CLEANUP_LOG_FILE = str(tmp_path / "missing" / "cleanup_media.log")
+
+    deploy = ids(checks.run_checks(include_deployment_checks=True, tags=["media_cleanup"]))
+    cron_only = ids(checks.run_checks(include_deployment_checks=True, tags=["media_cleanup_cron"]))
+    everyday = ids(checks.run_checks())
+
+    assert sorted(deploy) == ["media_app.W002", "media_app.W003", "media_app.W004"]
+    assert sorted(cron_only) == ["media_app.W002", "media_app.W004"]
+    assert not [name for name in everyday if name.startswith("media_app.")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_check_deploy_fails_a_probe_when_crontab_is_missing(manage_py, tmp_path):
+    checked = manage_py(
+        "check",
+        "--deploy",
+        "--tag=media_cleanup_cron",
+        "--fail-level=WARNING",
+        env={"CRONTAB_EXECUTABLE": str(tmp_path / "nowhere" / "crontab")},
+    )
+
+    assert checked.returncode == 1
+    assert "media_app.W001" in checked.stderr
+    assert "whatever `manage.py crontab add` printed" in checked.stderr
