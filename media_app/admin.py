@@ -6,6 +6,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
+from .admin_restore import RestorePages
 from .admin_sweep import SweepPages
 from .cleanup.engine import orphaned_media_condition, run_cleanup
 from .models import CleanupRun, Media
@@ -131,7 +132,7 @@ def selection_level(result):
 
 
 @admin.register(CleanupRun)
-class CleanupRunAdmin(SweepPages, admin.ModelAdmin):
+class CleanupRunAdmin(RestorePages, SweepPages, admin.ModelAdmin):
     """The sweep's run history: read-only, since every row is a record of what happened."""
 
     list_display = [

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from . import conf
+from .admin_restore import is_restorable
 from .background_runs import start_cleanup_process
 from .cleanup.durations import parse_duration
 from .cleanup.engine import summary
@@ -155,6 +156,10 @@ class SweepPages:
             "figures": figures(run),
             "grace": duration_text(timedelta(seconds=run.options.get("min_age", 0))) if run else "",
             "can_confirm": run is not None and confirmable(run) and can_delete_media(request),
+            "can_restore": run is not None
+            and not run.dry_run
+            and request.user.has_perm("media_app.add_media")
+            and is_restorable(run_id),
             "log_file": conf.log_file(),
         }
         return TemplateResponse(request, "admin/media_app/cleanuprun/report.html", context)

@@ -514,3 +514,69 @@ def test_the_history_links_each_run_to_its_figures_and_errors_and_filters(admin_
     assert reverse("admin:media_app_cleanuprun_report", args=[failed.pk]) in html
     assert [run.pk for run in filtered.context["cl"].result_list] == [failed.pk]
     assert "uploads/x.jpg: permission denied" in page and "Status <strong>errors</strong>" in page
+
+
+# -- restore a run from the admin: preview, confirm -----------------------------------------------
+
+
+@pytest.fixture
+def quarantined_run(media_root):
+    """A real run that quarantined an orphaned row and its file; the owner is back since."""
+    from media_app.cleanup.engine import run_cleanup
+
+    owner = factories.tour()
+    orphan = factories.media(owner, name="draft.jpg")
+    factories.delete_behind_the_orms_back(owner)
+    result = run_cleanup()
+    owner.save(force_insert=True)
+    return result.run_id, orphan, media_root / orphan.file.name
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_runs_report_offers_restore_and_the_preview_changes_nothing(client, quarantined_run):
+    run_id, orphan, path = quarantined_run
+    client.force_login(staff_user("view_cleanuprun", "add_media"))
+
+    report = client.get(reverse("admin:media_app_cleanuprun_report", args=[run_id])).content.decode()
+    preview = client.get(reverse("admin:media_app_cleanuprun_restore", args=[run_id])).content.decode()
+
+    assert reverse("admin:media_app_cleanuprun_restore", args=[run_id]) in report
+    assert "would put back\n      <strong>1</strong> files and re-create <strong>1</strong>" in preview
+    assert not path.exists() and not Media.objects.filter(pk=orphan.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_confirming_restores_the_run(client, quarantined_run):
+    run_id, orphan, path = quarantined_run
+    client.force_login(staff_user("view_cleanuprun", "add_media"))
+
+    response = client.post(reverse("admin:media_app_cleanuprun_restore", args=[run_id]), follow=True)
+
+    assert "Restore ok: 1 files and 1 rows put back" in page_messages(response)[0]
+    assert path.exists() and Media.objects.filter(pk=orphan.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_users_who_may_not_add_media_cannot_restore(client, quarantined_run):
+    run_id, orphan, path = quarantined_run
+    client.force_login(staff_user("view_cleanuprun", "delete_media"))
+    url = reverse("admin:media_app_cleanuprun_restore", args=[run_id])
+
+    assert client.get(url).status_code == 403
+    assert client.post(url).status_code == 403
+    assert reverse("admin:media_app_cleanuprun_restore", args=[run_id]) not in client.get(
+        reverse("admin:media_app_cleanuprun_report", args=[run_id])
+    ).content.decode()
+    assert not path.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_restoring_needs_a_csrf_token(quarantined_run):
+    from django.test import Client
+
+    run_id, _, path = quarantined_run
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(factories.user(is_staff=True, is_superuser=True))
+
+    assert client.post(reverse("admin:media_app_cleanuprun_restore", args=[run_id])).status_code == 403
+    assert not path.exists()

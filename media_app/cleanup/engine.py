@@ -168,13 +168,20 @@ def run_cleanup(
 def summary(result):
     """Return a one-paragraph account of a run for logs and the terminal."""
     verb = "would remove" if result.dry_run else "removed"
+    where = (
+        f"{result.quarantined_bytes} bytes to the quarantine, restorable with restore_media {result.run_id}"
+        if result.quarantined_bytes
+        else f"{result.bytes_freed} bytes freed"
+    )
     text = (
         f"{result.status}{' (dry run)' if result.dry_run else ''}: checked {result.records_checked} rows "
         f"and {result.files_checked} files; found {result.orphaned_records} orphaned rows, "
         f"{result.orphaned_files} orphaned files, {result.missing_files} missing files; "
-        f"{verb} {result.deleted_records} rows and {result.deleted_files} files "
-        f"({result.bytes_freed} bytes); {result.error_count} errors"
+        f"{verb} {result.deleted_records} rows and {result.deleted_files} files ({where}); "
+        f"{result.error_count} errors"
     )
+    if result.purged_runs:
+        text += f"; purged {result.purged_runs} quarantined runs ({result.purged_bytes} bytes)"
     return f"{text}. {result.message}" if result.message else text
 
 

@@ -19,6 +19,9 @@ import os
 import shutil
 import time
 
+from django.core.files.storage import FileSystemStorage, default_storage
+
+from .. import conf
 from ..paths import in_uploads, resolves_inside
 from .walkers import Deletion, remove_empty_folders
 
@@ -120,8 +123,11 @@ class FilesystemQuarantine:
                 for line in handle:
                     yield json.loads(line)
 
-    def move_back(self, run_id, names):
-        """Put files back at their original paths with a fresh modification time; yield outcomes."""
+    def move_back(self, run_id, names, dry_run=False):
+        """Put files back at their original paths with a fresh modification time; yield outcomes.
+
+        With ``dry_run``, only tell what would happen.
+        """
         for name in names:
             source = os.path.join(self._run_dir(run_id), name)
             target = os.path.join(self.media_root, name)
@@ -135,10 +141,11 @@ class FilesystemQuarantine:
                 if not os.path.lexists(source):
                     yield name, Restored.MISSING, "not in the quarantine"
                     continue
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                shutil.move(source, target)
-                if not os.path.islink(target):
-                    os.utime(target)  # fresh: the grace period protects it if no row comes back
+                if not dry_run:
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    shutil.move(source, target)
+                    if not os.path.islink(target):
+                        os.utime(target)  # fresh: the grace period protects it if no row comes back
             except OSError as exc:
                 yield name, Restored.FAILED, f"{type(exc).__name__}: {exc}"
                 continue
@@ -168,12 +175,9 @@ def _write_json(path, value):
     os.replace(temporary, path)
 
 
-def quarantine_for(storage):
-    """Return the quarantine that goes with ``storage``."""
-    from django.core.files.storage import FileSystemStorage
-
-    from .. import conf
-
+def quarantine_for(storage=None):
+    """Return the quarantine that goes with ``storage`` (default: the media storage)."""
+    storage = storage or default_storage
     if isinstance(storage, FileSystemStorage):
         return FilesystemQuarantine(storage, conf.quarantine_root())
     raise QuarantineError(f"no quarantine for {type(storage).__name__}; set MEDIA_CLEANUP_QUARANTINE_DAYS=0")

@@ -43,6 +43,11 @@ class Command(BaseCommand):
         parser.add_argument("--rate", type=positive_int, help="Delete at most N items per second.")
         parser.add_argument("--json", action="store_true", help="Print one JSON object with the figures.")
         parser.add_argument(
+            "--purge-quarantine",
+            action="store_true",
+            help="Purge every quarantined run now (for a full disk).",
+        )
+        parser.add_argument(
             "--no-input",
             "--noinput",
             action="store_false",
@@ -73,6 +78,7 @@ class Command(BaseCommand):
             rate=options["rate"],
             trigger=options["trigger"],
             run_id=options["run_id"],
+            purge_quarantine=options["purge_quarantine"],
             on_item=(lambda kind, name: items.write(f"{kind}: {name}")) if verbosity >= 2 else None,
             on_progress=self.progress if verbosity >= 1 and not as_json and sys.stderr.isatty() else None,
         )

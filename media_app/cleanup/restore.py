@@ -1,0 +1,239 @@
+"""Take a sweep back: put a quarantined run's files back and re-create its rows.
+
+``restore_run()`` is the entry point of ``manage.py restore_media`` and of the admin's
+"restore this run". It takes the sweep's lock, never overwrites a file that exists again,
+and re-creates only the rows whose owner exists again (after the owner came back from a
+backup, say). Restored files get a fresh modification time, so that the sweep's grace
+period protects a file that comes back without a row.
+"""
+
+import dataclasses
+import itertools
+import logging
+from datetime import datetime
+
+from django.apps import apps
+from django.contrib.contenttypes.models import ContentType
+from django.db import DEFAULT_DB_ALIAS, DatabaseError
+from django.db.models import Case, DateTimeField, Value, When
+
+from ..models import CleanupRun, Media
+from .lock import cleanup_lock
+from .quarantine import QuarantineError, Restored, quarantine_for
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 1000
+MAX_SKIPPED_ITEMS = 100
+
+
+class RestoreStatus:
+    OK = "ok"
+    PARTIAL = "partial"  # something was skipped or failed
+    UNKNOWN = "unknown"  # no such run in the quarantine or the history
+    PURGED = "purged"  # the run is in the history, but its quarantine was purged
+    LOCKED = "locked"
+    FAILED = "failed"
+
+
+EXIT_CODES = {
+    RestoreStatus.OK: 0,
+    RestoreStatus.PARTIAL: 1,
+    RestoreStatus.FAILED: 1,
+    RestoreStatus.UNKNOWN: 2,
+    RestoreStatus.PURGED: 2,
+    RestoreStatus.LOCKED: 75,
+}
+
+
+@dataclasses.dataclass
+class RestoreResult:
+    """What a restore put back, and what it skipped and why."""
+
+    run_id: str
+    dry_run: bool = False
+    status: str = RestoreStatus.OK
+    restored_files: int = 0
+    restored_records: int = 0
+    skipped: int = 0
+    skipped_items: list = dataclasses.field(default_factory=list)
+    message: str = ""
+
+    @property
+    def exit_code(self):
+        return EXIT_CODES[self.status]
+
+    def skip(self, kind, name, reason):
+        self.skipped += 1
+        if len(self.skipped_items) < MAX_SKIPPED_ITEMS:
+            self.skipped_items.append({"kind": kind, "name": name, "reason": reason})
+        logger.warning("Restore skipped %s %r: %s", kind, name, reason)
+
+    def as_dict(self):
+        """Return the JSON object that ``restore_media --json`` prints."""
+        return dataclasses.asdict(self)
+
+
+def quarantined_runs(storage=None):
+    """Return the restorable runs, newest first: ``[{"run_id", "created", "files", "records", "bytes"}]``."""
+    quarantine = quarantine_for(storage)
+    runs = []
+    for run_id, created in quarantine.runs().items():
+        entries = list(quarantine.entries(run_id))
+        runs.append(
+            {
+                "run_id": run_id,
+                "created": datetime.fromtimestamp(created).astimezone().isoformat(timespec="seconds"),
+                "files": sum(entry["kind"] == "file" for entry in entries),
+                "records": sum(entry["kind"] == "record" for entry in entries),
+                "bytes": quarantine.size(run_id),
+            }
+        )
+    return sorted(runs, key=lambda run: run["created"], reverse=True)
+
+
+def restore_run(run_id, *, dry_run=False, using=DEFAULT_DB_ALIAS, storage=None):
+    """Put a quarantined run's files back and re-create its rows whose owner exists again.
+
+    Return a ``RestoreResult``: ``ok`` when everything came back, ``partial`` when something
+    was skipped (a file exists again, an owner is still gone, a row exists) or failed,
+    ``unknown`` or ``purged`` when there is nothing to restore, ``locked`` when a sweep runs.
+    """
+    run_id = str(run_id)
+    result = RestoreResult(run_id=run_id, dry_run=dry_run)
+    with cleanup_lock(using) as acquired:
+        if not acquired:
+            result.status = RestoreStatus.LOCKED
+            result.message = "a cleanup run holds the lock; nothing was done"
+            return result
+        try:
+            quarantine = quarantine_for(storage)
+            if run_id not in quarantine.runs():
+                known = CleanupRun.objects.using(using).filter(pk=run_id).exists()
+                result.status = RestoreStatus.PURGED if known else RestoreStatus.UNKNOWN
+                result.message = (
+                    f"run {run_id} is in the history, but its quarantine was purged: nothing to restore"
+                    if known
+                    else f"no run {run_id} in the quarantine or the history"
+                )
+                return result
+            Restore(result, quarantine, using=using, dry_run=dry_run).run()
+        except (DatabaseError, QuarantineError, OSError) as exc:
+            result.status = RestoreStatus.FAILED
+            result.message = f"the restore could not go on: {type(exc).__name__}: {exc}"
+            logger.error("Restore of run %s failed: %s", run_id, result.message)
+    if result.status == RestoreStatus.OK and result.skipped:
+        result.status = RestoreStatus.PARTIAL
+    logger.info(
+        "Restore of run %s %s: %d files, %d rows, %d skipped",
+        run_id,
+        result.status,
+        result.restored_files,
+        result.restored_records,
+        result.skipped,
+    )
+    return result
+
+
+class Restore:
+    """One restore: files first (a row never points at a file still in quarantine), then rows."""
+
+    def __init__(self, result, quarantine, *, using, dry_run):
+        self.result = result
+        self.quarantine = quarantine
+        self.using = using
+        self.dry_run = dry_run
+
+    def run(self):
+        run_id = self.result.run_id
+        files = (entry["name"] for entry in self.quarantine.entries(run_id) if entry["kind"] == "file")
+        for batch in _batches(files):
+            self.restore_files(batch)
+        records = (entry for entry in self.quarantine.entries(run_id) if entry["kind"] == "record")
+        for batch in _batches(records):
+            self.restore_records(batch)
+
+    def restore_files(self, names):
+        for name, outcome, detail in self.quarantine.move_back(
+            self.result.run_id, names, dry_run=self.dry_run
+        ):
+            if outcome == Restored.RESTORED:
+                self.result.restored_files += 1
+                logger.info("Restored %r", name)
+            else:
+                self.result.skip("file", name, detail)
+
+    def restore_records(self, entries):
+        media = Media.objects.using(self.using)
+        existing = {
+            str(pk) for pk in media.filter(pk__in=[e["id"] for e in entries]).values_list("pk", flat=True)
+        }
+        owners = self.existing_owners(entries)
+        rows = []
+        for entry in entries:
+            if entry["id"] in existing:
+                self.result.skip("record", entry["file"], "a media row with this id exists")
+            elif (tuple(entry["content_type"]), entry["object_id"]) not in owners:
+                owner = ".".join(entry["content_type"])
+                self.result.skip(
+                    "record", entry["file"], f"its owner ({owner} {entry['object_id']}) is still gone"
+                )
+            else:
+                rows.append(entry)
+        if rows and not self.dry_run:
+            self.create_rows(rows)
+        self.result.restored_records += len(rows)
+
+    def existing_owners(self, entries):
+        """Return ``{((app_label, model), object id)}`` of the owners that exist now."""
+        found = set()
+        by_type = itertools.groupby(
+            sorted(entries, key=lambda e: e["content_type"]), lambda e: e["content_type"]
+        )
+        for content_type, group in by_type:
+            try:
+                model = apps.get_model(*content_type)
+            except LookupError:
+                continue  # the owner type itself is gone
+            ids = [entry["object_id"] for entry in group]
+            for pk in model._base_manager.using(self.using).filter(pk__in=ids).values_list("pk", flat=True):
+                found.add((tuple(content_type), str(pk)))
+        return found
+
+    def create_rows(self, entries):
+        types = {}
+        rows = []
+        for entry in entries:
+            key = tuple(entry["content_type"])
+            if key not in types:
+                types[key] = ContentType.objects.db_manager(self.using).get_by_natural_key(*key)
+            rows.append(
+                Media(
+                    id=entry["id"],
+                    content_type=types[key],
+                    object_id=entry["object_id"],
+                    file=entry["file"],
+                    original_name=entry["original_name"],
+                    size=entry["size"],
+                    mime_type=entry["mime_type"],
+                    caption=entry["caption"],
+                )
+            )
+        media = Media.objects.using(self.using)
+        media.bulk_create(rows)
+        # bulk_create stamps created_at with now (auto_now_add): put the original dates back.
+        media.filter(pk__in=[row.pk for row in rows]).update(
+            created_at=Case(
+                *(
+                    When(pk=entry["id"], then=Value(datetime.fromisoformat(entry["created_at"])))
+                    for entry in entries
+                ),
+                output_field=DateTimeField(),
+            )
+        )
+
+
+def _batches(items):
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, BATCH_SIZE)):
+        yield batch
