@@ -41,7 +41,8 @@ def test_an_owner_page_shows_its_media_inline_with_a_thumbnail(admin_client):
     assert f'src="{media.file.url}"' in response.content.decode()
 
 
-def test_uploading_through_the_inline_stores_the_file(admin_client, media_root):
+def post_tour_with_upload(client, name, content, caption=""):
+    """Save a tour's admin page with one new file in its media inline; return (tour, response)."""
     tour = factories.tour(title="Kakheti", slug="kakheti")
     data = {
         "title": "Kakheti",
@@ -52,11 +53,14 @@ def test_uploading_through_the_inline_stores_the_file(admin_client, media_root):
         "max_group_size": 12,
         f"{INLINE_PREFIX}-TOTAL_FORMS": 1,
         f"{INLINE_PREFIX}-INITIAL_FORMS": 0,
-        f"{INLINE_PREFIX}-0-file": SimpleUploadedFile("vineyard.jpg", factories.image_bytes(), "image/jpeg"),
-        f"{INLINE_PREFIX}-0-caption": "Vineyard",
+        f"{INLINE_PREFIX}-0-file": SimpleUploadedFile(name, content, "image/jpeg"),
+        f"{INLINE_PREFIX}-0-caption": caption,
     }
+    return tour, client.post(reverse("admin:tours_tour_change", args=[tour.pk]), data)
 
-    response = admin_client.post(reverse("admin:tours_tour_change", args=[tour.pk]), data)
+
+def test_uploading_through_the_inline_stores_the_file(admin_client, media_root):
+    tour, response = post_tour_with_upload(admin_client, "vineyard.jpg", factories.image_bytes(), "Vineyard")
 
     assert response.status_code == 302, response.content.decode()[:2000]
     media = tour.media.get()
@@ -66,22 +70,7 @@ def test_uploading_through_the_inline_stores_the_file(admin_client, media_root):
 
 
 def test_a_rejected_upload_shows_its_error_and_stores_nothing(admin_client, media_root):
-    tour = factories.tour(title="Kakheti", slug="kakheti")
-    data = {
-        "title": "Kakheti",
-        "slug": "kakheti",
-        "price_gel": "100.00",
-        "duration_days": 1,
-        "difficulty": "easy",
-        "max_group_size": 12,
-        f"{INLINE_PREFIX}-TOTAL_FORMS": 1,
-        f"{INLINE_PREFIX}-INITIAL_FORMS": 0,
-        f"{INLINE_PREFIX}-0-file": SimpleUploadedFile(
-            "invoice.jpg", b"<html>not a photo</html>", "image/jpeg"
-        ),
-    }
-
-    response = admin_client.post(reverse("admin:tours_tour_change", args=[tour.pk]), data)
+    tour, response = post_tour_with_upload(admin_client, "invoice.jpg", b"<html>not a photo</html>")
 
     assert response.status_code == 200
     assert "This file is not an allowed type" in response.content.decode()
