@@ -118,11 +118,11 @@ class CleanupRun(models.Model):
         ordering = ["-started_at"]
         get_latest_by = "started_at"
 
+    def __str__(self):
+        kind = "dry run" if self.dry_run else "run"
+        return f"{kind} {self.started_at:%Y-%m-%d %H:%M} ({self.status})"
+
     @property
     def run_id(self):
         """The id as ``cleanup_media --json`` prints it (a run row reads like a ``CleanupResult``)."""
         return str(self.pk)
-
-    def __str__(self):
-        kind = "dry run" if self.dry_run else "run"
-        return f"{kind} {self.started_at:%Y-%m-%d %H:%M} ({self.status})"

@@ -553,9 +553,10 @@ def test_users_who_may_not_add_media_cannot_restore(client, quarantined_run):
 
     assert client.get(url).status_code == 403
     assert client.post(url).status_code == 403
-    assert reverse("admin:media_app_cleanuprun_restore", args=[run_id]) not in client.get(
-        reverse("admin:media_app_cleanuprun_report", args=[run_id])
-    ).content.decode()
+    assert (
+        reverse("admin:media_app_cleanuprun_restore", args=[run_id])
+        not in client.get(reverse("admin:media_app_cleanuprun_report", args=[run_id])).content.decode()
+    )
     assert not path.exists()
 
 
