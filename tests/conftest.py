@@ -1,14 +1,21 @@
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
 
+from tests.backends import FilesystemBackend, S3Backend, s3_options
+
 # The named SQLite test database (see settings) lives here.
 (Path(django_settings.BASE_DIR) / "var").mkdir(exist_ok=True)
+FILESYSTEM_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+S3_STORAGE = "storages.backends.s3.S3Storage"
 
 
 def require_tool(name):
@@ -24,11 +31,85 @@ def require_tool(name):
 
 @pytest.fixture(autouse=True)
 def media_root(tmp_path, settings):
-    """Give every test its own empty MEDIA_ROOT."""
+    """Give every test its own empty MEDIA_ROOT, and local storage whatever MEDIA_STORAGE says."""
     root = tmp_path / "media"
     root.mkdir()
     settings.MEDIA_ROOT = str(root)
+    settings.STORAGES = {**settings.STORAGES, "default": FILESYSTEM_STORAGE}
     return root
+
+
+def free_port():
+    """Return a TCP port of 127.0.0.1 that nothing listens on at this moment."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_moto_server(log, attempts=3, timeout=30):
+    """Start ``python -m moto.server`` on a free loopback port; return the process and its URL."""
+    for _ in range(attempts):
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while server.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return server, f"http://127.0.0.1:{port}"
+            except OSError:
+                time.sleep(0.1)
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+            break
+        # It exited: another process took the port meanwhile; try another.
+    pytest.fail(f"the S3-protocol test server (moto) did not start; see {log.name}")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """Run moto's S3-protocol server on loopback for the whole session; yield its URL."""
+    with open(tmp_path_factory.mktemp("moto") / "server.log", "wb") as log:
+        server, url = start_moto_server(log)
+        try:
+            yield url
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+@pytest.fixture
+def s3_backend(s3_server, media_root, settings):
+    """Point the default storage at a fresh bucket of the test server, as MEDIA_STORAGE=s3 would.
+
+    Buckets are not removed: they live in the server's memory and go with it at the session's end.
+    """
+    from django.core.files.storage import default_storage
+
+    bucket = f"test-{uuid.uuid4().hex}"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": S3_STORAGE, "OPTIONS": s3_options(s3_server, bucket)},
+    }
+    client = default_storage.connection.meta.client
+    client.create_bucket(Bucket=bucket)
+    return S3Backend(client, bucket)
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def backend(request, media_root, settings):
+    """Run the test on local files and on an S3 bucket: the storage rules hold on both."""
+    if request.param == "s3":
+        return request.getfixturevalue("s3_backend")
+    return FilesystemBackend(media_root, settings)
 
 
 @pytest.fixture
@@ -65,6 +146,7 @@ def manage_py(media_root, settings):
             "SECRET_KEY": "test-only",
             "DATABASE_URL": database_url(),
             "MEDIA_ROOT": str(media_root),
+            "MEDIA_STORAGE": "filesystem",
             **(env or {}),
         }
         return subprocess.run(

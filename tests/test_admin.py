@@ -23,17 +23,18 @@ def test_every_changelist_renders(admin_client, model):
     assert response.status_code == 200
 
 
-def test_an_owner_page_shows_its_media_inline_with_a_thumbnail(admin_client):
+def test_an_owner_page_shows_its_media_inline_with_a_thumbnail(admin_client, backend):
     tour = factories.tour()
     media = factories.media(tour, name="narikala.jpg")
 
     response = admin_client.get(reverse("admin:tours_tour_change", args=[tour.pk]))
 
     assert response.status_code == 200
-    assert f'src="{media.file.url}"' in response.content.decode()
+    # On S3 the link is signed to expire, and its signature changes with the clock.
+    assert f'src="{media.file.url.split("?")[0]}' in response.content.decode()
 
 
-def test_uploading_through_the_inline_stores_the_file(admin_client, media_root):
+def test_uploading_through_the_inline_stores_the_file(admin_client, backend):
     tour = factories.tour(title="Kakheti", slug="kakheti")
     data = {
         "title": "Kakheti",
@@ -53,7 +54,7 @@ def test_uploading_through_the_inline_stores_the_file(admin_client, media_root):
     assert response.status_code == 302, response.content.decode()[:2000]
     media = tour.media.get()
     assert media.file.name.startswith("uploads/tours/") and media.file.name.endswith("-vineyard.jpg")
-    assert (media_root / media.file.name).read_bytes() == b"grapes"
+    assert backend.read(media.file.name) == b"grapes"
 
 
 def test_media_changelist_shows_owner_size_type_and_thumbnail(admin_client):
@@ -94,10 +95,10 @@ def test_a_missing_owner_is_shown_as_missing(admin_client):
 
 
 def test_delete_selected_owners_deletes_their_files(
-    admin_client, media_root, django_capture_on_commit_callbacks
+    admin_client, backend, django_capture_on_commit_callbacks
 ):
     tours = [factories.tour() for _ in range(2)]
-    paths = [media_root / factories.media(tour).file.name for tour in tours]
+    names = [factories.media(tour).file.name for tour in tours]
 
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
@@ -107,7 +108,7 @@ def test_delete_selected_owners_deletes_their_files(
 
     assert response.status_code == 302
     assert not Media.objects.exists()
-    assert not any(path.exists() for path in paths)
+    assert backend.missing(names) == names
 
 
 @pytest.mark.django_db(transaction=True)
