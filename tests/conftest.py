@@ -1,6 +1,6 @@
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.files.storage import default_storage
 
 from tests.backends import FilesystemBackend, S3Backend, s3_options
 
@@ -39,51 +40,42 @@ def media_root(tmp_path, settings):
     return root
 
 
-def free_port():
-    """Return a TCP port of 127.0.0.1 that nothing listens on at this moment."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+# What moto's server (werkzeug) logs once it listens, with the port the system gave it.
+LISTENING = re.compile(rb"Running on (http://127\.0\.0\.1:\d+)")
 
 
-def start_moto_server(log, attempts=3, timeout=30):
-    """Start ``python -m moto.server`` on a free loopback port; return the process and its URL."""
-    for _ in range(attempts):
-        port = free_port()
+def start_moto_server(log_path, timeout=30):
+    """Start ``python -m moto.server`` on a loopback port the system picks; return the process and URL."""
+    with open(log_path, "wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while server.poll() is None and time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return server, f"http://127.0.0.1:{port}"
-            except OSError:
-                time.sleep(0.1)
-        if server.poll() is None:
-            server.kill()
-            server.wait()
-            break
-        # It exited: another process took the port meanwhile; try another.
-    pytest.fail(f"the S3-protocol test server (moto) did not start; see {log.name}")
+    deadline = time.monotonic() + timeout
+    while server.poll() is None and time.monotonic() < deadline:
+        listening = LISTENING.search(log_path.read_bytes())
+        if listening:
+            return server, listening.group(1).decode()
+        time.sleep(0.1)
+    server.kill()
+    server.wait()
+    pytest.fail(f"the S3-protocol test server (moto) did not start; see {log_path}")
 
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """Run moto's S3-protocol server on loopback for the whole session; yield its URL."""
-    with open(tmp_path_factory.mktemp("moto") / "server.log", "wb") as log:
-        server, url = start_moto_server(log)
+    server, url = start_moto_server(tmp_path_factory.mktemp("moto") / "server.log")
+    try:
+        yield url
+    finally:
+        server.terminate()
         try:
-            yield url
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 @pytest.fixture
@@ -92,8 +84,6 @@ def s3_backend(s3_server, media_root, settings):
 
     Buckets are not removed: they live in the server's memory and go with it at the session's end.
     """
-    from django.core.files.storage import default_storage
-
     bucket = f"test-{uuid.uuid4().hex}"
     settings.STORAGES = {
         **settings.STORAGES,
