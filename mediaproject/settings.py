@@ -106,6 +106,53 @@ STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "var" / "static")
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 MEDIA_URL = env.str("MEDIA_URL", default="/media/")
 
+# Where uploads live: "filesystem" (MEDIA_ROOT) or "s3" (a bucket of AWS S3 or of any
+# S3-compatible server, through django-storages). Nothing else changes between the two.
+MEDIA_STORAGE = env.str("MEDIA_STORAGE", default="filesystem")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if MEDIA_STORAGE == "s3":
+    from botocore.config import Config
+
+    AWS_RETRY_MODE = env.str("AWS_RETRY_MODE", default="standard")
+    AWS_MAX_ATTEMPTS = env.int("AWS_MAX_ATTEMPTS", default=10)
+    if AWS_RETRY_MODE not in ("standard", "adaptive"):
+        raise ImproperlyConfigured(f"AWS_RETRY_MODE is {AWS_RETRY_MODE!r}: use standard or adaptive.")
+    if AWS_MAX_ATTEMPTS < 1:
+        raise ImproperlyConfigured("AWS_MAX_ATTEMPTS counts the first try too: use 1 or more.")
+    if not env.str("AWS_STORAGE_BUCKET_NAME", default=""):
+        raise ImproperlyConfigured("MEDIA_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME, the bucket's name.")
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            # Unset keys leave boto3 to its own chain (instance role, ~/.aws, ...).
+            "access_key": env.str("AWS_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            "location": env.str("AWS_LOCATION", default=""),
+            # Private objects: no ACL is sent, so objects take the bucket's default (private on
+            # AWS); a canned "private" ACL would be refused by buckets with ACLs disabled, AWS's
+            # default since 2023. Links are signed and expire.
+            "default_acl": None,
+            "querystring_auth": True,
+            # Two uploads of one name must never replace each other's file.
+            "file_overwrite": False,
+            # Throttling (503 SlowDown) and transient errors are retried by botocore itself,
+            # with backoff. A client config replaces django-storages' own, so the addressing
+            # style goes in here too.
+            "client_config": Config(
+                retries={"mode": AWS_RETRY_MODE, "total_max_attempts": AWS_MAX_ATTEMPTS},
+                s3={"addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default="") or None},
+            ),
+        },
+    }
+elif MEDIA_STORAGE != "filesystem":
+    raise ImproperlyConfigured(f"MEDIA_STORAGE is {MEDIA_STORAGE!r}: use filesystem (the default) or s3.")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

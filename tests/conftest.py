@@ -1,15 +1,23 @@
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.files.storage import default_storage
+
+from tests.backends import FilesystemBackend, S3Backend, s3_options
 
 # The named SQLite test database (see settings) lives here.
 (Path(django_settings.BASE_DIR) / "var").mkdir(exist_ok=True)
+FILESYSTEM_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+S3_STORAGE = "storages.backends.s3.S3Storage"
 
 
 def _missing_system_dep(message):
@@ -37,12 +45,75 @@ def require_system_user(name):
 
 @pytest.fixture(autouse=True)
 def media_root(tmp_path, settings):
-    """Give every test its own empty MEDIA_ROOT, and its own quarantine beside it."""
+    """Give every test its own empty MEDIA_ROOT and quarantine, on local storage whatever MEDIA_STORAGE says."""
     root = tmp_path / "media"
     root.mkdir()
     settings.MEDIA_ROOT = str(root)
     settings.MEDIA_CLEANUP_QUARANTINE_ROOT = str(tmp_path / "quarantine")
+    settings.STORAGES = {**settings.STORAGES, "default": FILESYSTEM_STORAGE}
     return root
+
+
+# What moto's server (werkzeug) logs once it listens, with the port the system gave it.
+LISTENING = re.compile(rb"Running on (http://127\.0\.0\.1:\d+)")
+
+
+def start_moto_server(log_path, timeout=30):
+    """Start ``python -m moto.server`` on a loopback port the system picks; return the process and URL."""
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + timeout
+    while server.poll() is None and time.monotonic() < deadline:
+        listening = LISTENING.search(log_path.read_bytes())
+        if listening:
+            return server, listening.group(1).decode()
+        time.sleep(0.1)
+    server.kill()
+    server.wait()
+    pytest.fail(f"the S3-protocol test server (moto) did not start; see {log_path}")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """Run moto's S3-protocol server on loopback for the whole session; yield its URL."""
+    server, url = start_moto_server(tmp_path_factory.mktemp("moto") / "server.log")
+    try:
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture
+def s3_backend(s3_server, media_root, settings):
+    """Point the default storage at a fresh bucket of the test server, as MEDIA_STORAGE=s3 would.
+
+    Buckets are not removed: they live in the server's memory and go with it at the session's end.
+    """
+    bucket = f"test-{uuid.uuid4().hex}"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": S3_STORAGE, "OPTIONS": s3_options(s3_server, bucket)},
+    }
+    client = default_storage.connection.meta.client
+    client.create_bucket(Bucket=bucket)
+    return S3Backend(client, bucket)
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def backend(request, media_root, settings):
+    """Run the test on local files and on an S3 bucket: the storage rules hold on both."""
+    if request.param == "s3":
+        return request.getfixturevalue("s3_backend")
+    return FilesystemBackend(media_root, settings)
 
 
 @pytest.fixture
@@ -85,6 +156,7 @@ def manage_py(media_root, settings):
             "SECRET_KEY": "test-only",
             "DATABASE_URL": database_url(),
             "MEDIA_ROOT": str(media_root),
+            "MEDIA_STORAGE": "filesystem",
             **(env or {}),
         }
         return subprocess.run(

@@ -9,13 +9,13 @@ from tests import factories
 pytestmark = pytest.mark.django_db
 
 
-def test_create_stores_the_file_and_describes_it(media_root):
+def test_create_stores_the_file_and_describes_it(backend):
     tour = factories.tour()
 
     media = Media.objects.create(content_object=tour, file=ContentFile(b"12345", name="sunset.jpg"))
 
     assert re.fullmatch(r"uploads/tours/[0-9a-f]{16}-sunset\.jpg", media.file.name)
-    assert (media_root / media.file.name).read_bytes() == b"12345"
+    assert backend.read(media.file.name) == b"12345"
     assert media.size == 5
     assert media.original_name == "sunset.jpg"
     assert media.mime_type == "image/jpeg"

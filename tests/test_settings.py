@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from django.conf import settings
 
 PRINT_SETTINGS = (
@@ -11,8 +12,27 @@ PRINT_SETTINGS = (
 )
 
 
-def run_settings(code=PRINT_SETTINGS, **env):
-    """Load the settings in a fresh interpreter with exactly the given variables; run ``code``."""
+PRINT_STORAGE = (
+    "import json, django; django.setup(); from django.conf import settings as s; "
+    "storage = s.STORAGES['default']; options = dict(storage.get('OPTIONS', {})); "
+    "config = options.pop('client_config', None); "
+    "print(json.dumps({'backend': storage['BACKEND'], 'options': options, "
+    "'retries': config and config.retries, 's3': config and config.s3}))"
+)
+S3_ENVIRONMENT = {
+    "SECRET_KEY": "k",
+    "MEDIA_STORAGE": "s3",
+    "AWS_STORAGE_BUCKET_NAME": "tour-media",
+    "AWS_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+    "AWS_ACCESS_KEY_ID": "key-id",
+    "AWS_SECRET_ACCESS_KEY": "secret",
+    "AWS_S3_REGION_NAME": "eu-central-1",
+    "AWS_S3_ADDRESSING_STYLE": "path",
+}
+
+
+def run_settings(program=PRINT_SETTINGS, **env):
+    """Load the settings in a fresh interpreter with exactly the given variables; run ``program``."""
     environment = {
         "PATH": os.environ["PATH"],
         "DJANGO_SETTINGS_MODULE": "mediaproject.settings",
@@ -20,7 +40,7 @@ def run_settings(code=PRINT_SETTINGS, **env):
         **env,
     }
     return subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", program],
         cwd=settings.BASE_DIR,
         env=environment,
         capture_output=True,
@@ -105,3 +125,58 @@ def test_a_schedule_that_is_not_five_cron_fields_is_refused():
 
     assert result.returncode != 0
     assert "MEDIA_CLEANUP_SCHEDULE='@daily' is not five cron fields" in result.stderr
+
+
+def test_media_storage_defaults_to_local_files():
+    result = run_settings(PRINT_STORAGE, SECRET_KEY="k")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["backend"] == "django.core.files.storage.FileSystemStorage"
+
+
+def test_media_storage_s3_configures_private_signed_objects_and_botocore_retries():
+    result = run_settings(PRINT_STORAGE, **S3_ENVIRONMENT)
+
+    assert result.returncode == 0, result.stderr
+    storage = json.loads(result.stdout)
+    assert storage["backend"] == "storages.backends.s3.S3Storage"
+    assert storage["options"] == {
+        "bucket_name": "tour-media",
+        "endpoint_url": "http://127.0.0.1:9000",
+        "access_key": "key-id",
+        "secret_key": "secret",
+        "region_name": "eu-central-1",
+        "location": "",
+        "default_acl": None,
+        "querystring_auth": True,
+        "file_overwrite": False,
+    }
+    assert storage["retries"] == {"mode": "standard", "total_max_attempts": 10}
+    assert storage["s3"] == {"addressing_style": "path"}
+
+
+def test_retry_mode_attempts_and_key_prefix_are_configurable():
+    result = run_settings(
+        PRINT_STORAGE, **S3_ENVIRONMENT, AWS_RETRY_MODE="adaptive", AWS_MAX_ATTEMPTS="4", AWS_LOCATION="media"
+    )
+
+    assert result.returncode == 0, result.stderr
+    storage = json.loads(result.stdout)
+    assert storage["retries"] == {"mode": "adaptive", "total_max_attempts": 4}
+    assert storage["options"]["location"] == "media"
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"MEDIA_STORAGE": "gcs"}, "MEDIA_STORAGE is 'gcs'"),
+        ({"AWS_STORAGE_BUCKET_NAME": ""}, "AWS_STORAGE_BUCKET_NAME"),
+        ({"AWS_RETRY_MODE": "legacy"}, "AWS_RETRY_MODE"),
+        ({"AWS_MAX_ATTEMPTS": "0"}, "AWS_MAX_ATTEMPTS"),
+    ],
+)
+def test_a_bad_storage_setting_is_refused_by_name(variables, named):
+    result = run_settings(PRINT_STORAGE, **{**S3_ENVIRONMENT, **variables})
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and named in result.stderr

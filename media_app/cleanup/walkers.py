@@ -3,6 +3,7 @@
 A walker is the only part of the sweep that knows a storage backend. It yields ``StoredFile``
 objects sorted by name (UTF-8 byte order, which is Python's ``str`` order), so that the engine
 can merge them with rows ordered the same way; and it deletes a batch of files, reporting each.
+``FilesystemWalker`` below walks local files; ``s3.S3Walker`` walks an S3 bucket.
 """
 
 import json
@@ -71,6 +72,13 @@ class Deletion:
 
 def walker_for(storage):
     """Return the walker that lists and deletes files of ``storage``."""
+    # Imported here: the S3 walker builds on this module, and boto3 is slow to import.
+    from storages.backends.s3 import S3Storage
+
+    from .s3 import S3Walker
+
+    if isinstance(storage, S3Storage):
+        return S3Walker(storage)
     return FilesystemWalker(storage)
 
 
