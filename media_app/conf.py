@@ -18,6 +18,7 @@ DEFAULTS = {
     "MEDIA_CLEANUP_HISTORY_DAYS": 90,
     "MEDIA_CLEANUP_QUARANTINE_DAYS": 7,
     "MEDIA_CLEANUP_QUARANTINE_ROOT": None,  # <project>/var/quarantine, set in settings.py
+    "MEDIA_CLEANUP_QUARANTINE_PREFIX": "quarantine/",
     "MEDIA_UPLOAD_MAX_BYTES": 10 * 1024 * 1024,
     "MEDIA_UPLOAD_ALLOWED_TYPES": ["image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf"],
     "MEDIA_CLEANUP_ALERT_AFTER": "2d",
@@ -58,6 +59,11 @@ def quarantine_days() -> int:
 
 def quarantine_root():
     return str(_get("MEDIA_CLEANUP_QUARANTINE_ROOT") or os.path.join(settings.BASE_DIR, "var", "quarantine"))
+
+
+def quarantine_prefix():
+    """Return the quarantine's key prefix on object storage, ending with a slash."""
+    return str(_get("MEDIA_CLEANUP_QUARANTINE_PREFIX")).strip("/") + "/"
 
 
 def upload_max_bytes() -> int:

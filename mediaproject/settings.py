@@ -176,7 +176,9 @@ MEDIA_CLEANUP_CAP_MIN_ITEMS = env.int("MEDIA_CLEANUP_CAP_MIN_ITEMS", default=10)
 MEDIA_CLEANUP_HISTORY_DAYS = env.int("MEDIA_CLEANUP_HISTORY_DAYS", default=90)
 # Quarantine: a real sweep moves what it removes there, for this many days (0: delete at once)...
 MEDIA_CLEANUP_QUARANTINE_DAYS = env.int("MEDIA_CLEANUP_QUARANTINE_DAYS", default=7)
-# ...into this folder, outside MEDIA_ROOT and never served.
+# ...into this folder, outside MEDIA_ROOT and never served (local files), or under this key
+# prefix, outside uploads/ and private (S3).
+MEDIA_CLEANUP_QUARANTINE_PREFIX = env.str("MEDIA_CLEANUP_QUARANTINE_PREFIX", default="quarantine/")
 MEDIA_CLEANUP_QUARANTINE_ROOT = env.path(
     "MEDIA_CLEANUP_QUARANTINE_ROOT", default=BASE_DIR / "var" / "quarantine"
 )

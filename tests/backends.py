@@ -66,6 +66,10 @@ class Backend:
         """Return the names among ``names`` that are no longer stored."""
         return [name for name in names if not self.exists(name)]
 
+    def modified(self, name):
+        """Return when the stored file was last modified, as a POSIX timestamp."""
+        return default_storage.get_modified_time(name).timestamp()
+
 
 class FilesystemBackend(Backend):
     """Local files under the test's MEDIA_ROOT."""
@@ -76,6 +80,12 @@ class FilesystemBackend(Backend):
     def __init__(self, root, settings):
         self.root = root
         self.settings = settings
+        self.quarantine = root.parent / "quarantine"  # as the media_root fixture sets it
+
+    def quarantined(self, run_id, name):
+        """Return the bytes a run's quarantine holds for ``name``, or None."""
+        path = self.quarantine / run_id / name
+        return path.read_bytes() if path.exists() else None
 
     def names(self):
         """Return every stored file's name (symlinks included), sorted."""
@@ -107,6 +117,14 @@ class S3Backend(Backend):
     def __init__(self, client, bucket):
         self.client = client
         self.bucket = bucket
+
+    def quarantined(self, run_id, name):
+        """Return the bytes a run's quarantine holds for ``name``, or None."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=f"quarantine/{run_id}/{name}")
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return response["Body"].read()
 
     def names(self):
         """Return every key of the bucket, sorted."""

@@ -45,7 +45,7 @@ def require_system_user(name):
 
 @pytest.fixture(autouse=True)
 def media_root(tmp_path, settings):
-    """Give every test its own empty MEDIA_ROOT and quarantine, on local storage whatever MEDIA_STORAGE says."""
+    """Give every test its own MEDIA_ROOT and quarantine, on local storage whatever MEDIA_STORAGE says."""
     root = tmp_path / "media"
     root.mkdir()
     settings.MEDIA_ROOT = str(root)

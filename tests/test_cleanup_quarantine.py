@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.utils import timezone
 
 from media_app.cleanup import engine
 from media_app.cleanup.engine import run_cleanup
@@ -15,21 +14,34 @@ from media_app.cleanup.quarantine import FilesystemQuarantine
 from media_app.cleanup.restore import restore_run
 from media_app.models import Media
 from tests import factories
+from tests.backends import later
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+DRAFT, STRAY = b"draft photo", b"stray!"
+
 
 @pytest.fixture
-def swept(media_root):
-    """A sweep that quarantined an orphaned row (with its file) and a stray file."""
+def swept(backend):
+    """A sweep that quarantined an orphaned row (with its file) and a stray file, on either backend."""
     owner = factories.tour()
-    orphan = factories.media(owner, name="draft.jpg", content=b"draft photo")
+    factories.media(factories.tour())  # live media: the cap sees a normal library
+    orphan = factories.media(owner, name="draft.jpg", content=DRAFT)
     created_at = orphan.created_at
     factories.delete_behind_the_orms_back(owner)
-    stray = factories.stray_file(media_root, "uploads/guides/stray.jpg", content=b"stray!")
-    result = run_cleanup()
-    assert result.status == "ok" and result.deleted_records == 1 and result.deleted_files == 2
-    return {"owner": owner, "orphan": orphan, "created_at": created_at, "stray": stray, "result": result}
+    stray = backend.put("uploads/guides/stray.jpg", STRAY)
+    clock = later()
+    result = run_cleanup(now=clock)
+    assert result.status == "ok" and (result.deleted_records, result.deleted_files) == (1, 2), result.message
+    return {
+        "owner": owner,
+        "orphan": orphan,
+        "created_at": created_at,
+        "stray": stray,
+        "result": result,
+        "clock": clock,
+        "backend": backend,
+    }
 
 
 def restore(*args):
@@ -43,20 +55,20 @@ def restore(*args):
     return (json.loads(out.getvalue()) if out.getvalue() else None), code
 
 
-def test_a_sweep_moves_files_and_rows_to_the_quarantine(swept, media_root, quarantine_root):
+def test_a_sweep_moves_files_and_rows_to_the_quarantine(swept, backend):
     run_id, orphan = swept["result"].run_id, swept["orphan"]
 
-    assert not (media_root / orphan.file.name).exists() and not swept["stray"].exists()
-    assert (quarantine_root / run_id / orphan.file.name).read_bytes() == b"draft photo"
-    assert (quarantine_root / run_id / "uploads/guides/stray.jpg").read_bytes() == b"stray!"
-    assert swept["result"].quarantined_bytes == len(b"draft photo") + len(b"stray!")
+    assert backend.missing([orphan.file.name, swept["stray"]]) == [orphan.file.name, swept["stray"]]
+    assert backend.quarantined(run_id, orphan.file.name) == DRAFT
+    assert backend.quarantined(run_id, swept["stray"]) == STRAY
+    assert swept["result"].quarantined_bytes == len(DRAFT) + len(STRAY)
     assert swept["result"].bytes_freed == 0
     manifest = [
-        entry
-        for part in sorted(quarantine_root.glob(f"{run_id}/manifest-*.jsonl"))
-        for entry in map(json.loads, part.read_text().splitlines())
+        json.loads(line)
+        for part in sorted(k for k in quarantine_keys(backend, run_id) if "manifest" in k)
+        for line in backend.quarantined(run_id, part).decode().splitlines()
     ]
-    assert {"kind": "file", "name": "uploads/guides/stray.jpg", "size": 6} in manifest
+    assert {"kind": "file", "name": swept["stray"], "size": len(STRAY)} in manifest
     (record,) = [entry for entry in manifest if entry["kind"] == "record"]
     assert (record["id"], record["file"], record["object_id"]) == (
         str(orphan.pk),
@@ -65,11 +77,23 @@ def test_a_sweep_moves_files_and_rows_to_the_quarantine(swept, media_root, quara
     )
 
 
-def test_the_quarantine_is_private(swept, quarantine_root):
-    assert os.stat(quarantine_root / swept["result"].run_id).st_mode & 0o077 == 0
+def quarantine_keys(backend, run_id):
+    """Return the names under a run's quarantine, relative to it."""
+    if backend.name == "s3":
+        return [key.split(f"quarantine/{run_id}/", 1)[1] for key in backend.names() if f"/{run_id}/" in key]
+    folder = backend.quarantine / run_id
+    return [str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()]
 
 
-def test_restore_brings_files_and_rows_back_once_the_owner_is_back(swept, media_root):
+def test_the_quarantine_is_private_on_local_files(media_root, quarantine_root):
+    factories.stray_file(media_root, "uploads/tours/stray.jpg")
+
+    result = run_cleanup()
+
+    assert os.stat(quarantine_root / result.run_id).st_mode & 0o077 == 0
+
+
+def test_restore_brings_files_and_rows_back_once_the_owner_is_back(swept, backend):
     swept["owner"].save(force_insert=True)  # the owner comes back from a backup
     before = time.time()
 
@@ -90,38 +114,36 @@ def test_restore_brings_files_and_rows_back_once_the_owner_is_back(swept, media_
         orphan.size,
     )
     assert restored.created_at == swept["created_at"]
-    assert (media_root / orphan.file.name).read_bytes() == b"draft photo"
-    assert swept["stray"].read_bytes() == b"stray!"
-    assert swept["stray"].stat().st_mtime >= before - 1, (
-        "a restored file is fresh, so the grace period protects it"
+    assert backend.read(orphan.file.name) == DRAFT and backend.read(swept["stray"]) == STRAY
+    assert backend.modified(swept["stray"]) >= before - 1, (
+        "a restored file is fresh: the grace period protects it"
     )
+    assert backend.quarantined(swept["result"].run_id, swept["stray"]) is None
 
 
-def test_a_restored_file_without_a_row_survives_the_next_sweep_within_the_grace_period(swept):
+def test_a_restored_file_without_a_row_survives_the_next_sweep_within_the_grace_period(swept, backend):
     restore(swept["result"].run_id)
 
     result = run_cleanup(min_age="24h")
 
-    assert swept["stray"].exists()
+    assert backend.exists(swept["stray"])
     assert result.young_files == 2
 
 
-def test_restore_never_overwrites_a_file_that_exists_again(swept, quarantine_root):
-    swept["stray"].write_bytes(b"a new upload at the same path")
+def test_restore_never_overwrites_a_file_that_exists_again(swept, backend):
+    backend.put(swept["stray"], b"a new upload at the same path")
 
     report, code = restore(swept["result"].run_id)
 
     assert code == 1 and report["status"] == "partial"
-    assert {
-        "kind": "file",
-        "name": "uploads/guides/stray.jpg",
-        "reason": "a file is there again; left as it is",
-    } in (report["skipped_items"])
-    assert swept["stray"].read_bytes() == b"a new upload at the same path"
-    assert (quarantine_root / swept["result"].run_id / "uploads/guides/stray.jpg").exists()
+    assert {"kind": "file", "name": swept["stray"], "reason": "a file is there again; left as it is"} in (
+        report["skipped_items"]
+    )
+    assert backend.read(swept["stray"]) == b"a new upload at the same path"
+    assert backend.quarantined(swept["result"].run_id, swept["stray"]) == STRAY
 
 
-def test_rows_whose_owner_is_still_gone_are_skipped(swept, media_root):
+def test_rows_whose_owner_is_still_gone_are_skipped(swept):
     report, code = restore(swept["result"].run_id)
 
     assert code == 1
@@ -130,37 +152,37 @@ def test_rows_whose_owner_is_still_gone_are_skipped(swept, media_root):
     assert not Media.objects.filter(pk=swept["orphan"].pk).exists()
 
 
-def test_a_dry_run_restore_changes_nothing(swept, media_root):
+def test_a_dry_run_restore_changes_nothing(swept, backend):
     swept["owner"].save(force_insert=True)
 
     report, code = restore(swept["result"].run_id, "--dry-run")
 
     assert code == 0 and (report["restored_files"], report["restored_records"]) == (2, 1)
-    assert not swept["stray"].exists()
+    assert not backend.exists(swept["stray"])
     assert not Media.objects.filter(pk=swept["orphan"].pk).exists()
 
 
-def test_runs_past_retention_are_purged_by_the_next_sweep(swept, quarantine_root, settings):
+def test_runs_past_retention_are_purged_by_the_next_sweep(swept, backend, settings):
     settings.MEDIA_CLEANUP_QUARANTINE_DAYS = 7
     run_id = swept["result"].run_id
 
-    kept = run_cleanup(now=timezone.now() + timedelta(days=6))
-    purged = run_cleanup(now=timezone.now() + timedelta(days=8))
+    kept = run_cleanup(now=swept["clock"] + timedelta(days=6))
+    purged = run_cleanup(now=swept["clock"] + timedelta(days=8))
 
     assert kept.purged_runs == 0
-    assert (purged.purged_runs, purged.purged_bytes) == (1, len(b"draft photo") + len(b"stray!"))
+    assert (purged.purged_runs, purged.purged_bytes) == (1, len(DRAFT) + len(STRAY))
     assert purged.bytes_freed == purged.purged_bytes
-    assert not (quarantine_root / run_id).exists()
+    assert quarantine_keys(backend, run_id) == []
     report, code = restore(run_id)
     assert code == 2 and report["status"] == "purged" and "purged" in report["message"]
 
 
-def test_purge_quarantine_purges_now(swept, quarantine_root):
+def test_purge_quarantine_purges_now(swept, backend):
     out = io.StringIO()
     call_command("cleanup_media", "--purge-quarantine", "--json", stdout=out)
 
     assert json.loads(out.getvalue())["purged_runs"] == 1
-    assert not (quarantine_root / swept["result"].run_id).exists()
+    assert quarantine_keys(backend, swept["result"].run_id) == []
 
 
 def test_an_unknown_run_exits_2(media_root):
@@ -169,12 +191,12 @@ def test_an_unknown_run_exits_2(media_root):
     assert code == 2 and report["status"] == "unknown"
 
 
-def test_restore_takes_the_sweeps_lock(swept):
+def test_restore_takes_the_sweeps_lock(swept, backend):
     with cleanup_lock("default"):
         result = restore_run(swept["result"].run_id)
 
     assert (result.status, result.exit_code) == ("locked", 75)
-    assert not swept["stray"].exists()
+    assert not backend.exists(swept["stray"])
 
 
 def test_list_shows_restorable_runs(swept):
@@ -183,24 +205,29 @@ def test_list_shows_restorable_runs(swept):
     call_command("restore_media", "--list", "--json", stdout=out)
 
     (run,) = json.loads(out.getvalue())
-    assert (run["run_id"], run["files"], run["records"]) == (swept["result"].run_id, 2, 1)
+    assert (run["run_id"], run["files"], run["records"], run["bytes"]) == (
+        swept["result"].run_id,
+        2,
+        1,
+        len(DRAFT) + len(STRAY),
+    )
 
 
-def test_zero_days_deletes_at_once(media_root, quarantine_root, settings):
+def test_zero_days_deletes_at_once(backend, settings):
     settings.MEDIA_CLEANUP_QUARANTINE_DAYS = 0
-    stray = factories.stray_file(media_root, "uploads/tours/stray.jpg")
+    stray = backend.put("uploads/tours/stray.jpg")
 
-    result = run_cleanup()
+    result = run_cleanup(now=later())
 
     assert (result.deleted_files, result.bytes_freed, result.quarantined_bytes) == (1, len(b"stray"), 0)
-    assert not stray.exists() and not quarantine_root.exists()
+    assert not backend.exists(stray)
+    assert quarantine_keys(backend, result.run_id) == []
 
 
-def test_the_quarantine_is_never_listed_as_uploads(swept, media_root):
-    result = run_cleanup(dry_run=True, force=True, min_age="0")
+def test_the_quarantine_is_never_listed_as_uploads(swept):
+    result = run_cleanup(dry_run=True, force=True, min_age="0", now=swept["clock"])
 
-    assert result.files_checked == 0
-    assert result.orphaned_files == 0
+    assert (result.files_checked, result.orphaned_files) == (1, 0), "only the live photo is listed"
 
 
 def test_a_quarantine_inside_media_root_is_refused(media_root, settings):
@@ -211,6 +238,17 @@ def test_a_quarantine_inside_media_root_is_refused(media_root, settings):
 
     assert result.status == "failed" and "inside MEDIA_ROOT" in result.message
     assert stray.exists()
+
+
+@pytest.mark.parametrize("prefix", ["uploads/quarantine/", "uploads/", "/"])
+def test_a_quarantine_prefix_under_uploads_is_refused_on_s3(s3_backend, settings, prefix):
+    settings.MEDIA_CLEANUP_QUARANTINE_PREFIX = prefix
+    stray = s3_backend.put("uploads/tours/stray.jpg")
+
+    result = run_cleanup(now=later())
+
+    assert result.status == "failed" and "outside uploads/" in result.message
+    assert s3_backend.exists(stray)
 
 
 def test_the_manifest_is_written_before_files_move(media_root, quarantine_root, monkeypatch):
@@ -231,10 +269,11 @@ def test_the_manifest_is_written_before_files_move(media_root, quarantine_root, 
     assert stray.exists()
 
 
-def test_dry_run_counts_quarantined_bytes_as_a_real_run_would(media_root):
-    factories.stray_file(media_root, "uploads/tours/stray.jpg")
+def test_dry_run_counts_quarantined_bytes_as_a_real_run_would(backend):
+    factories.media(factories.tour())
+    backend.put("uploads/tours/stray.jpg")
 
-    dry = run_cleanup(dry_run=True)
-    real = run_cleanup()
+    dry = run_cleanup(dry_run=True, now=later())
+    real = run_cleanup(now=later())
 
     assert dry.quarantined_bytes == real.quarantined_bytes == len(b"stray")

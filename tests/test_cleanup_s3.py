@@ -24,6 +24,13 @@ from tests.conftest import S3_STORAGE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
+@pytest.fixture(autouse=True)
+def delete_at_once(settings):
+    """Exercise the walker's own delete path: no quarantine, unless a test sets it again."""
+    settings.MEDIA_CLEANUP_QUARANTINE_DAYS = 0
+
+
 # Retries that give up soon, for throttling that outlasts them.
 TWO_ATTEMPTS = Config(retries={"mode": "standard", "total_max_attempts": 2}, s3={"addressing_style": "path"})
 SLOW_DOWN = (
@@ -217,7 +224,7 @@ def test_keys_the_storage_could_not_have_written_are_left_alone(s3_backend, capl
     assert len([r for r in caplog.records if "Leaving alone" in r.getMessage()]) == 2
 
 
-def test_the_command_runs_on_s3_by_configuration_alone(s3_backend, s3_server, manage_py):
+def test_the_command_runs_on_s3_by_configuration_alone_with_its_quarantine(s3_backend, s3_server, manage_py):
     owner = factories.tour()
     orphan = factories.media(owner)
     factories.delete_behind_the_orms_back(owner)
@@ -239,5 +246,34 @@ def test_the_command_runs_on_s3_by_configuration_alone(s3_backend, s3_server, ma
     report = json.loads(done.stdout)
     assert (report["status"], report["deleted_records"], report["deleted_files"]) == ("ok", 1, 2)
     assert not Media.objects.filter(pk=orphan.pk).exists()
-    assert s3_backend.names() == [live.file.name]
-    assert not s3_backend.exists(stray)
+    quarantine = f"quarantine/{report['run_id']}/"
+    assert [name for name in s3_backend.names() if not name.startswith(quarantine)] == [live.file.name]
+    assert s3_backend.quarantined(report["run_id"], stray) == b"stray"
+
+
+def test_quarantine_is_a_server_side_copy_then_one_batched_delete(s3_backend, settings):
+    settings.MEDIA_CLEANUP_QUARANTINE_DAYS = 7
+    strays = [s3_backend.put(f"uploads/tours/{n}.jpg") for n in range(3)]
+    requests = Requests(s3_backend.client)
+
+    result = run_cleanup(force=True, now=later())
+
+    assert (result.status, result.deleted_files, result.quarantined_bytes) == ("ok", 3, 3 * len(b"stray"))
+    operations = requests.operations()
+    assert operations.count("CopyObject") == 3 and operations.count("DeleteObjects") == 1
+    assert operations.count("PutObject") == 2, "the run's meta.json and one manifest part"
+    assert all(s3_backend.quarantined(result.run_id, name) == b"stray" for name in strays)
+    assert s3_backend.missing(strays) == strays
+
+
+def test_a_throttled_quarantine_copy_is_retried_by_botocore(s3_backend, settings):
+    """Simulated: a hook answers 503 SlowDown to the first two copies."""
+    settings.MEDIA_CLEANUP_QUARANTINE_DAYS = 7
+    stray = s3_backend.put("uploads/tours/stray.jpg")
+    requests = Requests(s3_backend.client, throttled={"CopyObject": 2})
+
+    result = run_cleanup(force=True, now=later())
+
+    assert (result.status, result.deleted_files) == ("ok", 1)
+    assert requests.slowed_down == {"CopyObject": 2}
+    assert s3_backend.quarantined(result.run_id, stray) == b"stray"

@@ -11,6 +11,10 @@ A manifest part is written before the files of its batch move and before its row
 run killed midway still describes everything it touched. The quarantine is never under
 ``uploads/``, never public and never listed as uploads. It describes itself: a restore needs
 no run history, only the run id.
+
+On local files it is a folder outside ``MEDIA_ROOT`` (``MEDIA_CLEANUP_QUARANTINE_ROOT``); on S3
+a key prefix outside ``uploads/`` (``MEDIA_CLEANUP_QUARANTINE_PREFIX``), reached by a
+server-side copy then a batched delete.
 """
 
 import json
@@ -177,7 +181,14 @@ def _write_json(path, value):
 
 def quarantine_for(storage=None):
     """Return the quarantine that goes with ``storage`` (default: the media storage)."""
+    # Imported here: boto3 is slow to import, and local-files installs never need it.
+    from storages.backends.s3 import S3Storage
+
+    from .s3 import S3Quarantine
+
     storage = storage or default_storage
     if isinstance(storage, FileSystemStorage):
         return FilesystemQuarantine(storage, conf.quarantine_root())
+    if isinstance(storage, S3Storage):
+        return S3Quarantine(storage, conf.quarantine_prefix())
     raise QuarantineError(f"no quarantine for {type(storage).__name__}; set MEDIA_CLEANUP_QUARANTINE_DAYS=0")

@@ -8,13 +8,15 @@ and transient errors are retried by botocore, as the client's ``retries`` config
 (``AWS_RETRY_MODE``, ``AWS_MAX_ATTEMPTS``): nothing here retries by hand.
 """
 
+import json
 import logging
 import posixpath
 from itertools import islice
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..paths import is_safe_name
+from ..paths import in_uploads, is_safe_name
+from .quarantine import MANIFEST_PREFIX, META, QuarantineError, Restored
 from .walkers import PREFIX, Deletion, StorageUnavailable, StoredFile
 
 logger = logging.getLogger(__name__)
@@ -104,3 +106,154 @@ class S3Walker:
                 yield stored, Deletion.DELETED, ""
             else:
                 yield stored, Deletion.FAILED, "the server did not report the key as deleted"
+
+
+class S3Quarantine:
+    """A quarantine under a key prefix outside ``uploads/``: a server-side copy, then a batched delete.
+
+    Copies are one request per object (S3 has no batch copy); deletes go through the walker's
+    DeleteObjects batches. Objects keep the bucket's default (private) access.
+    """
+
+    def __init__(self, storage, prefix):
+        self.walker = S3Walker(storage)
+        self.client = self.walker.client
+        self.bucket = self.walker.bucket
+        if not prefix.strip("/") or (prefix + "/").startswith(PREFIX) or PREFIX.startswith(prefix):
+            raise QuarantineError(f"the quarantine prefix {prefix!r} must be a folder outside {PREFIX}")
+        self.prefix = self.walker.key_prefix + prefix
+
+    def _key(self, run_id, name=""):
+        return f"{self.prefix}{run_id}/{name}"
+
+    def _put(self, key, body):
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body)
+        except (BotoCoreError, ClientError) as exc:
+            raise QuarantineError(f"cannot write s3://{self.bucket}/{key}: {exc}") from exc
+
+    def _objects(self, prefix):
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        try:
+            for page in pages:
+                yield from page.get("Contents", ())
+        except (BotoCoreError, ClientError) as exc:
+            raise QuarantineError(f"cannot list s3://{self.bucket}/{prefix}: {exc}") from exc
+
+    def _read(self, key):
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            raise QuarantineError(f"cannot read s3://{self.bucket}/{key}: {exc}") from exc
+
+    def _exists(self, key):
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def begin(self, run_id, now):
+        """Open the run's quarantine, stamped with the engine's clock (retention counts from it)."""
+        self._put(self._key(run_id, META), json.dumps({"run_id": str(run_id), "created": now.timestamp()}))
+
+    def record(self, run_id, part, entries):
+        """Write one manifest part before its batch is carried out."""
+        lines = "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries)
+        self._put(self._key(run_id, f"{MANIFEST_PREFIX}{part:05d}.jsonl"), lines.encode())
+
+    def move_in(self, run_id, files):
+        """Copy each file under the run's prefix, then delete the originals in batches; yield outcomes."""
+        copied = []
+        for stored in files:
+            if not in_uploads(stored.name):
+                yield stored, Deletion.FAILED, "refused: not a plain name under uploads/"
+                continue
+            try:
+                self.client.copy_object(
+                    Bucket=self.bucket,
+                    Key=self._key(run_id, stored.name),
+                    CopySource={"Bucket": self.bucket, "Key": self.walker.key_prefix + stored.name},
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                    yield stored, Deletion.GONE, ""
+                else:
+                    yield stored, Deletion.FAILED, f"cannot copy into the quarantine: {exc}"
+                continue
+            except BotoCoreError as exc:
+                yield stored, Deletion.FAILED, f"cannot copy into the quarantine: {exc}"
+                continue
+            copied.append(stored)
+        yield from self.walker.delete(copied)
+
+    def runs(self):
+        """Return ``{run id: created POSIX time}`` of every quarantined run."""
+        found = {}
+        for entry in self._objects(self.prefix):
+            run_id, _, name = entry["Key"][len(self.prefix) :].partition("/")
+            if name == META:
+                found[run_id] = json.loads(self._read(entry["Key"]))["created"]
+        return found
+
+    def entries(self, run_id):
+        """Yield the manifest entries of a run, part by part."""
+        parts = sorted(e["Key"] for e in self._objects(self._key(run_id, MANIFEST_PREFIX)))
+        for key in parts:
+            for line in self._read(key).decode("utf-8").splitlines():
+                yield json.loads(line)
+
+    def move_back(self, run_id, names, dry_run=False):
+        """Copy files back to their original keys (a fresh LastModified), then drop the quarantined copies."""
+        restored = []
+        for name in names:
+            target = self.walker.key_prefix + name
+            source = self._key(run_id, name)
+            try:
+                if not in_uploads(name):
+                    yield name, Restored.FAILED, "refused: the path leads outside uploads/"
+                elif self._exists(target):
+                    yield name, Restored.EXISTS, "a file is there again; left as it is"
+                elif not self._exists(source):
+                    yield name, Restored.MISSING, "not in the quarantine"
+                else:
+                    if not dry_run:
+                        self.client.copy_object(
+                            Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}
+                        )
+                        restored.append({"Key": source})
+                    yield name, Restored.RESTORED, ""
+            except (BotoCoreError, ClientError) as exc:
+                yield name, Restored.FAILED, f"{type(exc).__name__}: {exc}"
+        self._delete_keys(restored)
+
+    def size(self, run_id):
+        """Return the bytes of the files a run's quarantine holds."""
+        return sum(
+            entry["Size"] for entry in self._objects(self._key(run_id)) if self._is_file(run_id, entry)
+        )
+
+    def purge(self, run_id):
+        """Delete a run's quarantine for good; return the bytes of files it held."""
+        size, keys = 0, []
+        for entry in self._objects(self._key(run_id)):
+            size += entry["Size"] if self._is_file(run_id, entry) else 0
+            keys.append({"Key": entry["Key"]})
+        self._delete_keys(keys)
+        return size
+
+    def _is_file(self, run_id, entry):
+        name = entry["Key"][len(self._key(run_id)) :]
+        return not (name == META or name.startswith(MANIFEST_PREFIX))
+
+    def _delete_keys(self, keys):
+        keys = iter(keys)
+        while batch := list(islice(keys, PAGE_SIZE)):
+            try:
+                response = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
+            except (BotoCoreError, ClientError) as exc:
+                raise QuarantineError(f"cannot delete from s3://{self.bucket}/{self.prefix}: {exc}") from exc
+            if response.get("Errors"):
+                raise QuarantineError(f"cannot delete from the quarantine: {response['Errors'][:3]}")
