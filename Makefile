@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 # Debian packages some tests need; `make system-deps` installs them (root or sudo).
-SYSTEM_PACKAGES := cron
+# chromium: the browser tests drive Debian's build, never one that Playwright downloads.
+SYSTEM_PACKAGES := cron chromium
 # The system user whose crontab the cron tests use (never root's).
 CRON_TEST_USER ?= mediacron
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
