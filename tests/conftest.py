@@ -85,6 +85,7 @@ def manage_py(media_root, settings):
             "SECRET_KEY": "test-only",
             "DATABASE_URL": database_url(),
             "MEDIA_ROOT": str(media_root),
+            "MEDIA_CLEANUP_QUARANTINE_ROOT": settings.MEDIA_CLEANUP_QUARANTINE_ROOT,
             **(env or {}),
         }
         return subprocess.run(
@@ -97,3 +98,20 @@ def manage_py(media_root, settings):
         )
 
     return run
+
+
+@pytest.fixture
+def background_runs(monkeypatch, media_root, settings, tmp_path):
+    """Let the runs the admin starts see the test database, MEDIA_ROOT and quarantine; return their log.
+
+    The view passes its own environment on to the run (in production the server's, which points
+    at the same database); here that environment must name the test database, which only exists
+    while the test runs, so the test sets it rather than the view rebuilding it from settings.
+    """
+    monkeypatch.setenv("DATABASE_URL", database_url())
+    monkeypatch.setenv("MEDIA_ROOT", str(media_root))
+    monkeypatch.setenv("MEDIA_CLEANUP_QUARANTINE_ROOT", settings.MEDIA_CLEANUP_QUARANTINE_ROOT)
+    monkeypatch.setenv("ENV_FILE", "")
+    monkeypatch.setenv("SECRET_KEY", "test-only")
+    settings.MEDIA_CLEANUP_LOG_FILE = str(tmp_path / "log" / "cleanup_media.log")
+    return tmp_path / "log" / "cleanup_media.log"
