@@ -18,12 +18,13 @@ def _missing_system_dep(message):
     pytest.skip(message)
 
 
-def require_tool(name):
+def require_tool(name, needed_for=""):
     """Return the path of a system binary; skip without it, or fail under REQUIRE_SYSTEM_DEPS=1."""
     path = shutil.which(name)
     if path:
         return path
-    _missing_system_dep(f"`{name}` is not installed: run `make system-deps` to install it")
+    needed = f" (needed for {needed_for})" if needed_for else ""
+    _missing_system_dep(f"`{name}` is not installed{needed}: run `make system-deps` to install it")
 
 
 def require_system_user(name):
