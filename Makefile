@@ -4,14 +4,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 # Debian packages some tests need; `make system-deps` installs them (root or sudo).
-SYSTEM_PACKAGES := cron
+# chromium: the browser tests drive Debian's build, never one that Playwright downloads.
+SYSTEM_PACKAGES := cron chromium
 # The system user whose crontab the cron tests use (never root's).
 CRON_TEST_USER ?= mediacron
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # A throwaway key so that tests need no .env; they never read one (ENV_FILE is empty).
 TEST_ENV := ENV_FILE= SECRET_KEY=test-only-not-secret CRON_TEST_USER=$(CRON_TEST_USER)
 
-.PHONY: venv demo serve test system-deps cron-install clean
+.PHONY: venv demo serve test screenshots system-deps cron-install clean
 
 venv: $(STAMP)
 
@@ -36,6 +37,10 @@ serve: $(STAMP) .env
 
 test: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+# Retake the README's screenshots (docs/screenshots/) with the browser tests.
+screenshots: $(STAMP)
+	$(TEST_ENV) SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest -m browser tests/test_browser.py
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

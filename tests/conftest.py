@@ -26,12 +26,13 @@ def _missing_system_dep(message):
     pytest.skip(message)
 
 
-def require_tool(name):
+def require_tool(name, needed_for=""):
     """Return the path of a system binary; skip without it, or fail under REQUIRE_SYSTEM_DEPS=1."""
     path = shutil.which(name)
     if path:
         return path
-    _missing_system_dep(f"`{name}` is not installed: run `make system-deps` to install it")
+    needed = f" (needed for {needed_for})" if needed_for else ""
+    _missing_system_dep(f"`{name}` is not installed{needed}: run `make system-deps` to install it")
 
 
 def require_system_user(name):
@@ -157,6 +158,7 @@ def manage_py(media_root, settings):
             "DATABASE_URL": database_url(),
             "MEDIA_ROOT": str(media_root),
             "MEDIA_STORAGE": "filesystem",
+            "MEDIA_CLEANUP_QUARANTINE_ROOT": settings.MEDIA_CLEANUP_QUARANTINE_ROOT,
             **(env or {}),
         }
         return subprocess.run(
@@ -169,3 +171,20 @@ def manage_py(media_root, settings):
         )
 
     return run
+
+
+@pytest.fixture
+def background_runs(monkeypatch, media_root, settings, tmp_path):
+    """Let the runs the admin starts see the test database, MEDIA_ROOT and quarantine; return their log.
+
+    The view passes its own environment on to the run (in production the server's, which points
+    at the same database); here that environment must name the test database, which only exists
+    while the test runs, so the test sets it rather than the view rebuilding it from settings.
+    """
+    monkeypatch.setenv("DATABASE_URL", database_url())
+    monkeypatch.setenv("MEDIA_ROOT", str(media_root))
+    monkeypatch.setenv("MEDIA_CLEANUP_QUARANTINE_ROOT", settings.MEDIA_CLEANUP_QUARANTINE_ROOT)
+    monkeypatch.setenv("ENV_FILE", "")
+    monkeypatch.setenv("SECRET_KEY", "test-only")
+    settings.MEDIA_CLEANUP_LOG_FILE = str(tmp_path / "log" / "cleanup_media.log")
+    return tmp_path / "log" / "cleanup_media.log"

@@ -39,6 +39,17 @@ def user(**fields):
     return get_user_model().objects.create_user(**{"username": f"user{next(_sequence)}", **fields})
 
 
+def staff_user(*permissions, **fields):
+    """Create a staff user with exactly these permissions (codenames of media_app)."""
+    from django.contrib.auth.models import Permission
+
+    staff = user(is_staff=True, **fields)
+    staff.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="media_app", codename__in=permissions)
+    )
+    return staff
+
+
 OWNERS = {"tours": tour, "companies": company, "guides": guide, "drivers": driver, "users": user}
 
 

@@ -11,7 +11,6 @@ from django.utils import timezone
 from media_app.cleanup.engine import summary
 from media_app.models import CleanupRun, Media
 from tests import factories
-from tests.conftest import database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -246,45 +245,18 @@ def test_the_action_refuses_a_selection_too_large_for_a_request(admin_client, or
     assert "Select at most 1 media" in page_messages(response)[0]
 
 
-def staff_user(*permissions):
-    """A staff user with exactly these permissions (codenames of media_app)."""
-    from django.contrib.auth.models import Permission
-
-    user = factories.user(is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="media_app", codename__in=permissions)
-    )
-    return user
-
-
 def test_the_action_is_offered_only_to_users_who_may_delete_media(client, orphan_and_live):
     url = reverse("admin:media_app_media_changelist")
-    client.force_login(staff_user("view_media"))
+    client.force_login(factories.staff_user("view_media"))
     assert "clean_up_orphaned_selection" not in client.get(url).content.decode()
 
-    client.force_login(staff_user("view_media", "delete_media"))
+    client.force_login(factories.staff_user("view_media", "delete_media"))
     assert "clean_up_orphaned_selection" in client.get(url).content.decode()
 
 
 # -- the whole sweep from the admin: preview, confirm, report ------------------------------------
 
 SWEEP_URL = "admin:media_app_cleanuprun_sweep"
-
-
-@pytest.fixture
-def background_runs(monkeypatch, media_root, settings, tmp_path):
-    """Let the runs the admin starts see the test database and MEDIA_ROOT.
-
-    The view passes its own environment on to the run (in production the server's, which points
-    at the same database); here that environment must name the test database, which only exists
-    while the test runs, so the test sets it rather than the view rebuilding it from settings.
-    """
-    monkeypatch.setenv("DATABASE_URL", database_url())
-    monkeypatch.setenv("MEDIA_ROOT", str(media_root))
-    monkeypatch.setenv("ENV_FILE", "")
-    monkeypatch.setenv("SECRET_KEY", "test-only")
-    settings.MEDIA_CLEANUP_LOG_FILE = str(tmp_path / "log" / "cleanup_media.log")
-    return tmp_path / "log" / "cleanup_media.log"
 
 
 def finished(run_id, timeout=90):
@@ -437,7 +409,7 @@ def test_the_report_page_says_when_a_run_never_started(admin_client, settings, t
 
 def test_users_who_may_not_delete_media_get_403_and_no_confirmation(client):
     preview_run = history_row(dry_run=True, deleted_files=3, options={"min_age": 3600})
-    client.force_login(staff_user("view_media", "view_cleanuprun", "change_media"))
+    client.force_login(factories.staff_user("view_media", "view_cleanuprun", "change_media"))
 
     assert client.get(reverse(SWEEP_URL)).status_code == 403
     assert client.post(reverse(SWEEP_URL), {"min_age": "1h"}).status_code == 403
@@ -451,10 +423,10 @@ def test_users_who_may_not_delete_media_get_403_and_no_confirmation(client):
 
 def test_the_report_needs_the_view_permission_on_the_history_or_on_deleting_media(client):
     run = history_row()
-    client.force_login(staff_user("view_media", "change_media"))
+    client.force_login(factories.staff_user("view_media", "change_media"))
     assert report(client, run.pk).status_code == 403
 
-    client.force_login(staff_user("view_media", "delete_media"))
+    client.force_login(factories.staff_user("view_media", "delete_media"))
     assert report(client, run.pk).status_code == 200
 
 
@@ -486,7 +458,7 @@ def test_the_sweep_page_is_linked_from_the_media_list_and_the_history(admin_clie
     assert sweep in admin_client.get(reverse("admin:media_app_media_changelist")).content.decode()
     assert sweep in admin_client.get(reverse("admin:media_app_cleanuprun_changelist")).content.decode()
 
-    client.force_login(staff_user("view_media"))
+    client.force_login(factories.staff_user("view_media"))
     assert sweep not in client.get(reverse("admin:media_app_media_changelist")).content.decode()
 
 
@@ -525,7 +497,7 @@ def quarantined_run(media_root):
 @pytest.mark.django_db(transaction=True)
 def test_a_runs_report_offers_restore_and_the_preview_changes_nothing(client, quarantined_run):
     run_id, orphan, path = quarantined_run
-    client.force_login(staff_user("view_cleanuprun", "add_media"))
+    client.force_login(factories.staff_user("view_cleanuprun", "add_media"))
 
     report = client.get(reverse("admin:media_app_cleanuprun_report", args=[run_id])).content.decode()
     preview = client.get(reverse("admin:media_app_cleanuprun_restore", args=[run_id])).content.decode()
@@ -538,7 +510,7 @@ def test_a_runs_report_offers_restore_and_the_preview_changes_nothing(client, qu
 @pytest.mark.django_db(transaction=True)
 def test_confirming_restores_the_run(client, quarantined_run):
     run_id, orphan, path = quarantined_run
-    client.force_login(staff_user("view_cleanuprun", "add_media"))
+    client.force_login(factories.staff_user("view_cleanuprun", "add_media"))
 
     response = client.post(reverse("admin:media_app_cleanuprun_restore", args=[run_id]), follow=True)
 
@@ -549,7 +521,7 @@ def test_confirming_restores_the_run(client, quarantined_run):
 @pytest.mark.django_db(transaction=True)
 def test_users_who_may_not_add_media_cannot_restore(client, quarantined_run):
     run_id, orphan, path = quarantined_run
-    client.force_login(staff_user("view_cleanuprun", "delete_media"))
+    client.force_login(factories.staff_user("view_cleanuprun", "delete_media"))
     url = reverse("admin:media_app_cleanuprun_restore", args=[run_id])
 
     assert client.get(url).status_code == 403

@@ -36,6 +36,7 @@ def project(tmp_path, media_root):
         f"SECRET_KEY={SECRET_KEY}\n"
         f"DATABASE_URL={database_url()}\n"
         f"MEDIA_ROOT={media_root}\n"
+        f"MEDIA_CLEANUP_QUARANTINE_ROOT={settings.MEDIA_CLEANUP_QUARANTINE_ROOT}\n"
         f"MEDIA_CLEANUP_SCHEDULE={SCHEDULE}\n"
         f"MEDIA_CLEANUP_LOG_FILE={log_file}\n"
         f"CRONTAB_EXECUTABLE=crontab -u {user}\n"

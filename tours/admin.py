@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from media_app.admin import MediaInline
 
@@ -7,6 +8,8 @@ from .models import Company, Driver, Guide, Tour
 
 @admin.register(Company)
 class CompanyAdmin(admin.ModelAdmin):
+    # Django 6 assumes https for a website typed without a scheme; assume it now.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["name", "email", "phone", "is_active", "created_at"]
     list_filter = ["is_active"]
     search_fields = ["name", "email", "phone"]
