@@ -1,0 +1,53 @@
+"""Run a probe in a child process and measure that child alone: wall time, and the peak RSS it reports."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+@dataclasses.dataclass
+class Measurement:
+    """One child process: wall seconds, peak resident memory, exit code, its report and output."""
+
+    wall: float
+    peak_rss_mib: float
+    exit_code: int
+    report: dict
+    stdout: str
+    stderr: str
+
+    def json_output(self):
+        """Return the JSON object a ``--json`` command printed last on stdout."""
+        return json.loads(self.stdout.strip().splitlines()[-1])
+
+
+def run_probe(args, env):
+    """Run ``python -m bench.probe ARGS`` with ``env``; return its Measurement."""
+    with tempfile.TemporaryDirectory(prefix="bench-probe-") as folder:
+        report_path = os.path.join(folder, "report.json")
+        with open(os.path.join(folder, "out"), "w+") as out, open(os.path.join(folder, "err"), "w+") as err:
+            started = time.perf_counter()
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bench.probe", *args],
+                cwd=PROJECT_DIR,
+                env={**env, "BENCH_REPORT": report_path},
+                stdout=out,
+                stderr=err,
+            )
+            exit_code = process.wait()
+            wall = time.perf_counter() - started
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read(), err.read()
+        report = {}
+        if os.path.exists(report_path):
+            with open(report_path, encoding="utf-8") as handle:
+                report = json.load(handle)
+    return Measurement(wall, report.get("peak_rss_mib", 0.0), exit_code, report, stdout, stderr)

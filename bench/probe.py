@@ -1,0 +1,88 @@
+"""Run one measured task in this process; write its report (queries, peak RSS, findings) to ``BENCH_REPORT``.
+
+``python -m bench.probe TASK [ARGS...]`` with TASK one of: ``walk`` (loads no Django), ``startup``,
+``rows``, ``batched``, ``per-item SAMPLE``, or ``command NAME [OPTIONS...]``, which runs a management
+command exactly as ``manage.py`` does. Queries are the SQL statements sent through Django's cursors
+of every connection (a server-side cursor's later fetches are not statements of their own).
+"""
+
+import json
+import os
+import sys
+
+
+def count_queries(report):
+    """Count every statement that any database connection of this process executes into ``report``."""
+    from django.db.backends.signals import connection_created
+
+    def counter(execute, sql, params, many, context):
+        report["queries"] += 1
+        return execute(sql, params, many, context)
+
+    def install(sender, connection, **kwargs):
+        if counter not in connection.execute_wrappers:
+            connection.execute_wrappers.append(counter)
+
+    connection_created.connect(install, weak=False)
+
+
+def run_task(task, args, report):
+    """Run ``task``; return the process's exit code."""
+    media_root = os.environ["MEDIA_ROOT"]
+    if task == "walk":
+        from .walk import walk_files
+
+        report["items"] = sum(1 for _ in walk_files(media_root))
+        return 0
+    count_queries(report)
+    if task == "command":
+        from django.core.management import execute_from_command_line
+
+        try:
+            execute_from_command_line(["manage.py", *args])
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else 1
+        return 0
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    from . import baselines
+
+    if task == "startup":
+        connection.ensure_connection()
+    elif task == "rows":
+        report.update(baselines.stream_rows())
+    elif task == "batched":
+        report.update(baselines.batched(media_root))
+    elif task == "per-item":
+        report.update(baselines.per_item(media_root, int(args[0])))
+    else:
+        raise SystemExit(f"unknown task {task!r}")
+    return 0
+
+
+def peak_rss_mib():
+    """Return this process's peak resident set size since its exec (``VmHWM``), in MiB."""
+    # Not ru_maxrss: Linux carries the parent's size at fork time over the exec into it.
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise OSError("no VmHWM in /proc/self/status")
+
+
+def main(argv):
+    report = {"queries": 0}
+    try:
+        code = run_task(argv[0], argv[1:], report)
+    finally:
+        report["peak_rss_mib"] = peak_rss_mib()
+        with open(os.environ["BENCH_REPORT"], "w", encoding="utf-8") as handle:
+            json.dump(report, handle)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
