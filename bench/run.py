@@ -111,9 +111,12 @@ def parse_args(argv):
     parser.add_argument("--runs", type=int, default=3, help="runs of each approach per size (median)")
     parser.add_argument("--sample", type=int, default=5000, help="files and rows of the per-item sample")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
-    parser.add_argument("--workdir", help="where the MEDIA_ROOTs go (default: a new temporary folder)")
+    parser.add_argument(
+        "--workdir",
+        help="keep the MEDIA_ROOTs here, to profile on later (default: a temporary folder, removed)",
+    )
     parser.add_argument("--results", default=str(PROJECT_DIR / "bench" / "results"))
-    parser.add_argument("--plot", help="write the time and memory plot (PNG) here")
+    parser.add_argument("--plot", help="write the time and memory plot (PNG) here, given two sizes or more")
     args = parser.parse_args(argv)
     args.sizes = [int(size.replace("_", "")) for size in args.sizes.split(",")]
     return args
@@ -122,8 +125,8 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     workdir = args.workdir or tempfile.mkdtemp(prefix="bench-media-")
-    env = probe_env(args.database_url, workdir)
-    os.environ.update({key: env[key] for key in ("ENV_FILE", "DEBUG", "SECRET_KEY", "DATABASE_URL")})
+    own_env = probe_env(args.database_url, workdir)
+    os.environ.update({key: own_env[key] for key in ("ENV_FILE", "DEBUG", "SECRET_KEY", "DATABASE_URL")})
     os.environ["DJANGO_SETTINGS_MODULE"] = PROJECT_SETTINGS
     import django
 
@@ -131,23 +134,24 @@ def main(argv=None):
     from . import report
 
     ensure_database()
-    results = {}
     try:
+        results = {}
         for size in args.sizes:
             media_root = os.path.join(workdir, f"media-{size}")
-            results[size] = bench_size(
-                size, media_root, probe_env(args.database_url, media_root), args.runs, args.sample
-            )
-            shutil.rmtree(media_root)
+            shutil.rmtree(media_root, ignore_errors=True)  # a kept --workdir may hold an earlier one
+            env = probe_env(args.database_url, media_root)
+            results[size] = bench_size(size, media_root, env, args.runs, args.sample)
+        text = report.render(results, args.runs, args.sample)
+        print(text)
+        print(f"Written: {', '.join(report.save(results, text, args.results))}")
+        if args.plot and len(results) > 1:
+            report.plot(results, args.plot)
+            print(f"Plot: {args.plot}")
     finally:
         if not args.workdir:
+            # Slow at a million files (the deletes are disk-bound): done once, after the report.
+            print(f"Removing the data sets in {workdir}", flush=True)
             shutil.rmtree(workdir, ignore_errors=True)
-    text = report.render(results, args.runs, args.sample)
-    print(text)
-    print(f"Written: {', '.join(report.save(results, text, args.results))}")
-    if args.plot:
-        report.plot(results, args.plot)
-        print(f"Plot: {args.plot}")
 
 
 if __name__ == "__main__":
