@@ -25,6 +25,7 @@ from media_app.models import UPLOADS_FOLDER, CleanupRun, Media, owner_folder
 from tours.models import Company, Driver, Guide, Tour
 
 MEDIA_PER_OWNER = 10
+MIN_SIZE = 1000
 ORPHAN_SHARE = 0.01
 BATCH_SIZE = 10_000
 CONTENT = b"tiny file of the benchmark\n"
@@ -59,6 +60,15 @@ class Manifest:
     orphaned_files: int = 0
     missing_files: int = 0
     folders: dict = dataclasses.field(default_factory=dict)
+    # What a real run removes, kept to put it back (``replant``): the orphaned rows, the strays.
+    orphaned_rows: list = dataclasses.field(default_factory=list, repr=False)
+    stray_names: list = dataclasses.field(default_factory=list, repr=False)
+
+    def figures(self):
+        """Return the counts, for the report's raw JSON."""
+        return {
+            key: value for key, value in vars(self).items() if key not in ("orphaned_rows", "stray_names")
+        }
 
     def add(self, folder, rows, files, orphaned_records, orphaned_files, missing_files):
         self.folders[folder] = {
@@ -95,6 +105,8 @@ def reset():
 
 def generate(size, media_root, seed=5):
     """Fill the database and ``media_root`` with ``size`` rows and files; return the Manifest."""
+    if size < MIN_SIZE:
+        raise ValueError(f"a data set needs at least {MIN_SIZE:,} rows, for 1% of each kind in each folder")
     rng = random.Random(seed)
     manifest = Manifest(size=size)
     shares = [size // 5 + (1 if index < size % 5 else 0) for index in range(5)]
@@ -109,15 +121,29 @@ def generate(size, media_root, seed=5):
         media = _media_rows(
             rng, media_root, folder, content_type, [owner.pk for owner in owners], rows, planted
         )
-        insert_rows(Media, MEDIA_COLUMNS, media)
-        orphaned_records = min(rows, doomed_owners * MEDIA_PER_OWNER)
+        # The rows of the doomed owners come first; each has its file (the missing ones come last).
+        orphaned = list(itertools.islice(media, doomed_owners * MEDIA_PER_OWNER))
+        insert_rows(Media, MEDIA_COLUMNS, itertools.chain(orphaned, media))
         delete_raw(model, [owner.pk for owner in owners[:doomed_owners]])
+        manifest.orphaned_rows += orphaned
         for number in range(planted):
-            _write_stray(rng, media_root, folder, number)
+            name = _file_name(rng, folder, f"stray-{number}")
+            _write_stray(media_root, name)
+            manifest.stray_names.append(name)
         # Files: every row's but the ``planted`` missing ones, plus ``planted`` strays.
-        manifest.add(folder, rows, rows, orphaned_records, planted, planted)
+        manifest.add(folder, rows, rows, len(orphaned), planted, planted)
     analyze()
     return manifest
+
+
+def replant(manifest, media_root):
+    """Put back what a real run removed: the orphaned rows with their files, and the stray files."""
+    insert_rows(Media, MEDIA_COLUMNS, manifest.orphaned_rows)
+    file_index = MEDIA_COLUMNS.index("file")
+    for row in manifest.orphaned_rows:
+        _write_file(os.path.join(media_root, row[file_index]))
+    for name in manifest.stray_names:
+        _write_stray(media_root, name)
 
 
 def _file_name(rng, folder, label):
@@ -152,8 +178,8 @@ def _write_file(path):
         os.close(descriptor)
 
 
-def _write_stray(rng, media_root, folder, number):
-    path = os.path.join(media_root, _file_name(rng, folder, f"stray-{number}"))
+def _write_stray(media_root, name):
+    path = os.path.join(media_root, name)
     _write_file(path)
     then = time.time() - STRAY_AGE_SECONDS
     os.utime(path, (then, then))

@@ -3,7 +3,8 @@
 ``python -m bench.probe TASK [ARGS...]`` with TASK one of: ``walk`` (loads no Django), ``startup``,
 ``rows``, ``batched``, ``per-item SAMPLE``, or ``command NAME [OPTIONS...]``, which runs a management
 command exactly as ``manage.py`` does. Queries are the SQL statements sent through Django's cursors
-of every connection (a server-side cursor's later fetches are not statements of their own).
+of every connection; pages are the chunks of rows Django fetched from them (on PostgreSQL each
+page of a server-side cursor is a round trip of its own, a ``FETCH``).
 """
 
 import json
@@ -12,8 +13,16 @@ import sys
 
 
 def count_queries(report):
-    """Count every statement that any database connection of this process executes into ``report``."""
+    """Count the statements every connection of this process executes, and the pages of rows fetched."""
     from django.db.backends.signals import connection_created
+    from django.db.models.sql import compiler
+
+    cursor_iter = compiler.cursor_iter
+
+    def counted_cursor_iter(*args, **kwargs):
+        for rows in cursor_iter(*args, **kwargs):
+            report["pages"] += 1
+            yield rows
 
     def counter(execute, sql, params, many, context):
         report["queries"] += 1
@@ -24,6 +33,8 @@ def count_queries(report):
             connection.execute_wrappers.append(counter)
 
     connection_created.connect(install, weak=False)
+    # Every chunk of every queryset's rows passes through this module-level helper.
+    compiler.cursor_iter = counted_cursor_iter
 
 
 def run_task(task, args, report):
@@ -74,7 +85,7 @@ def peak_rss_mib():
 
 
 def main(argv):
-    report = {"queries": 0}
+    report = {"queries": 0, "pages": 0}
     try:
         code = run_task(argv[0], argv[1:], report)
     finally:

@@ -21,9 +21,8 @@ SAMPLE = 100
 FOLDERS = {"tours", "companies", "guides", "drivers", "users"}
 
 
-def test_the_data_set_plants_orphans_of_every_kind_in_every_owner_folder(media_root):
-    manifest = dataset.generate(SIZE, media_root)
-
+def assert_planted(manifest, media_root):
+    """Check, independently of the harness, that the data set holds exactly what its manifest says."""
     stored = set(walk_files(media_root))
     rows = list(Media.objects.values_list("file", "content_type", "object_id"))
     assert (manifest.rows, manifest.files, len(rows), len(stored)) == (SIZE, SIZE, SIZE, SIZE)
@@ -48,6 +47,29 @@ def test_the_data_set_plants_orphans_of_every_kind_in_every_owner_folder(media_r
         assert all(os.lstat(media_root / name).st_mtime < day_ago for name in strays)
 
 
+def test_the_data_set_plants_orphans_of_every_kind_in_every_owner_folder(media_root):
+    manifest = dataset.generate(SIZE, media_root)
+
+    assert_planted(manifest, media_root)
+
+
+def test_replant_puts_back_what_a_real_run_removes(media_root):
+    manifest = dataset.generate(SIZE, media_root)
+    doomed = [row[dataset.MEDIA_COLUMNS.index("file")] for row in manifest.orphaned_rows]
+    Media.objects.filter(file__in=doomed).delete()
+    for name in [*doomed, *manifest.stray_names]:
+        (media_root / name).unlink(missing_ok=True)  # the row's delete may have taken its file already
+
+    dataset.replant(manifest, media_root)
+
+    assert_planted(manifest, media_root)
+
+
+def test_a_data_set_too_small_for_one_orphan_per_kind_and_folder_is_refused(media_root):
+    with pytest.raises(ValueError, match="at least"):
+        dataset.generate(dataset.MIN_SIZE - 1, media_root)
+
+
 @pytest.fixture
 def measured(media_root):
     """Generate the small data set and measure every approach on it once."""
@@ -60,14 +82,15 @@ def test_every_approach_runs_reports_and_finds_the_planted_orphans(measured, med
 
     manifest = result.manifest
     assert set(result.runs) == {key for key, _, _ in run.approaches(SAMPLE)}
-    for measurement in [*(runs[0] for runs in result.runs.values()), result.real]:
+    for measurement in [*(runs[0] for runs in result.runs.values()), *result.real]:
         assert measurement.exit_code == 0
         assert measurement.wall > 0 and measurement.peak_rss_mib > 0
     rows = {row.key: row for row in report.rows_for(result, SAMPLE)}
     for key in ("sweep", "real", "peer", "batched"):
         assert rows[key].found.startswith("yes"), rows[key].found
-    assert (rows["walk"].queries, rows["rows"].queries) == (0, 1)
-    assert 0 < rows["sweep"].queries < SIZE, "one query per item would be thousands"
+    assert (rows["walk"].queries, rows["walk"].pages, rows["rows"].queries) == (0, 0, 1)
+    assert rows["rows"].pages >= 1
+    assert 0 < rows["sweep"].queries + rows["sweep"].pages < SIZE, "one query per item would be thousands"
     per_item = result.runs["per_item"][0].report
     assert (per_item["sampled_files"], per_item["sampled_rows"]) == (SAMPLE, SAMPLE)
     assert rows["per_item"].queries == manifest.rows + manifest.files
