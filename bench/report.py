@@ -275,7 +275,12 @@ def save(results, text, folder):
 
 
 def raw_figures(measurement):
-    return {"wall": measurement.wall, "peak_rss_mib": measurement.peak_rss_mib, "report": measurement.report}
+    return {
+        "wall": measurement.wall,
+        "peak_rss_mib": measurement.peak_rss_mib,
+        "report": measurement.report,
+        "stdout": measurement.stdout,
+    }
 
 
 def plot(results, path):
@@ -288,22 +293,27 @@ def plot(results, path):
     sizes = sorted(results)
     table_rows = {size: {row.key: row for row in rows_for(results[size], 0)} for size in sizes}
     series = {
-        "this sweep (dry run)": "sweep",
-        "django-unused-media 0.2.2": "peer",
-        "floor (a) + (b)": "floor",
+        "this sweep, dry run": ("sweep", "C0-"),
+        "this sweep, real run": ("real", "C0--"),
+        "django-unused-media 0.2.2": ("peer", "C1-"),
+        "floor (a) + (b)": ("floor", "C2-"),
     }
     figure, (time_axis, memory_axis) = pyplot.subplots(1, 2, figsize=(10, 4), layout="constrained")
-    for label, key in series.items():
-        time_axis.plot(sizes, [table_rows[s][key].wall for s in sizes], marker="o", label=label)
-        memory_axis.plot(sizes, [table_rows[s][key].peak_rss_mib for s in sizes], marker="o", label=label)
-    for axis, title in [(time_axis, "wall time (s)"), (memory_axis, "peak RSS (MiB)")]:
-        axis.set_xscale("log")
+    for axis, attribute, title in [
+        (time_axis, "wall", "wall time (s)"),
+        (memory_axis, "peak_rss_mib", "peak RSS (MiB)"),
+    ]:
+        highest = 0
+        for label, (key, style) in series.items():
+            values = [getattr(table_rows[size][key], attribute) for size in sizes]
+            axis.plot(sizes, values, style, marker="o", label=label)
+            highest = max(highest, *values)
         axis.set_xticks(sizes, [f"{s:,}" for s in sizes])
-        axis.minorticks_off()
+        axis.set_xlim(left=0)
+        axis.set_ylim(0, highest * 1.1)
         axis.set_xlabel("media rows = files")
         axis.set_title(title)
         axis.grid(True, alpha=0.3)
-        axis.set_ylim(bottom=0)
     time_axis.legend()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     figure.savefig(path, dpi=110)
