@@ -51,8 +51,8 @@ def run_task(task, args, report):
 
         try:
             execute_from_command_line(["manage.py", *args])
-        except SystemExit as exc:
-            return exc.code if isinstance(exc.code, int) else 1
+        except SystemExit as exc:  # sys.exit(None) is a success, sys.exit("text") a failure
+            return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
         return 0
     import django
 
