@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
+BENCH_STAMP := $(VENV)/.installed-bench-requirements
 # Debian packages some tests need; `make system-deps` installs them (root or sudo).
 # chromium: the browser tests drive Debian's build, never one that Playwright downloads.
 SYSTEM_PACKAGES := cron chromium
@@ -35,7 +36,8 @@ serve: $(STAMP) .env
 	$(PY) manage.py load_demo_data
 	$(PY) manage.py runserver 127.0.0.1:8000
 
-test: $(STAMP)
+# The small benchmark runs the peer and draws a plot: test needs the bench requirements too.
+test: $(STAMP) $(BENCH_STAMP)
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 # Retake the README's screenshots (docs/screenshots/) with the browser tests.
@@ -61,3 +63,21 @@ cron-install: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
+
+# The benchmark (docs/benchmarks.md): `make bench N=1000000`; SIZES=100000,300000,1000000 for the plot.
+# PostgreSQL is the reference; the database is created when missing and its tables emptied per size.
+N ?= 1000000
+SIZES ?= $(N)
+RUNS ?= 3
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bench_media
+BENCH_PLOT ?= docs/benchmarks-scaling.png
+
+.PHONY: bench
+
+$(BENCH_STAMP): bench/requirements.txt | $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+bench: $(BENCH_STAMP)
+	$(TEST_ENV) $(PY) -m bench.run --sizes $(SIZES) --runs $(RUNS) \
+		--database-url $(BENCH_DATABASE_URL) --plot $(BENCH_PLOT) $(BENCH_ARGS)

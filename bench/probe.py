@@ -1,0 +1,114 @@
+"""Run one measured task in this process; write its report (queries, peak RSS, findings) to ``BENCH_REPORT``.
+
+``python -m bench.probe TASK [ARGS...]`` with TASK one of: ``walk`` (loads no Django), ``startup``,
+``rows``, ``batched``, ``per-item SAMPLE``, or ``command NAME [OPTIONS...]``, which runs a management
+command exactly as ``manage.py`` does. Queries are the SQL statements sent through Django's cursors
+of every connection; pages are the chunks of rows Django fetched from them (on PostgreSQL each
+page of a server-side cursor is a round trip of its own, a ``FETCH``).
+"""
+
+import json
+import os
+import sys
+
+
+def count_queries(report):
+    """Count the statements every connection of this process executes, and the pages of rows fetched."""
+    from django.db.backends.signals import connection_created
+    from django.db.models.sql import compiler
+
+    cursor_iter = compiler.cursor_iter
+
+    def counted_cursor_iter(*args, **kwargs):
+        for rows in cursor_iter(*args, **kwargs):
+            report["pages"] += 1
+            yield rows
+
+    def counter(execute, sql, params, many, context):
+        report["queries"] += 1
+        return execute(sql, params, many, context)
+
+    def install(sender, connection, **kwargs):
+        if counter not in connection.execute_wrappers:
+            connection.execute_wrappers.append(counter)
+
+    connection_created.connect(install, weak=False)
+    # Every chunk of every queryset's rows passes through this module-level helper.
+    compiler.cursor_iter = counted_cursor_iter
+
+
+def count_listing_memory(report):
+    """Record the peak memory of the sweep's listing process, a child that memory must count too."""
+    from media_app.cleanup.walkers import FilesystemWalker
+
+    take_report = FilesystemWalker._take_report
+
+    def recorded(walker, *args):
+        take_report(walker, *args)
+        peak = (walker.listing_peak_rss_kib or 0) / 1024
+        report["children_peak_rss_mib"] = max(report.get("children_peak_rss_mib", 0.0), peak)
+
+    FilesystemWalker._take_report = recorded
+
+
+def run_task(task, args, report):
+    """Run ``task``; return the process's exit code."""
+    media_root = os.environ["MEDIA_ROOT"]
+    if task == "walk":
+        from .walk import walk_files
+
+        report["items"] = sum(1 for _ in walk_files(media_root))
+        return 0
+    count_queries(report)
+    if task == "command":
+        count_listing_memory(report)
+        from django.core.management import execute_from_command_line
+
+        try:
+            execute_from_command_line(["manage.py", *args])
+        except SystemExit as exc:  # sys.exit(None) is a success, sys.exit("text") a failure
+            return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
+        return 0
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    from . import baselines
+
+    if task == "startup":
+        connection.ensure_connection()
+    elif task == "rows":
+        report.update(baselines.stream_rows())
+    elif task == "batched":
+        report.update(baselines.batched(media_root))
+    elif task == "per-item":
+        report.update(baselines.per_item(media_root, int(args[0])))
+    else:
+        raise SystemExit(f"unknown task {task!r}")
+    return 0
+
+
+def peak_rss_mib():
+    """Return this process's peak resident set size since its exec (``VmHWM``), in MiB."""
+    # Not ru_maxrss: Linux carries the parent's size at fork time over the exec into it.
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise OSError("no VmHWM in /proc/self/status")
+
+
+def main(argv):
+    report = {"queries": 0, "pages": 0}
+    try:
+        code = run_task(argv[0], argv[1:], report)
+    finally:
+        report["peak_rss_mib"] = peak_rss_mib()
+        with open(os.environ["BENCH_REPORT"], "w", encoding="utf-8") as handle:
+            json.dump(report, handle)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,162 @@
+"""Benchmark the sweep against its floor, django-unused-media and two naive designs (``make bench``).
+
+    python -m bench.run --sizes 100000,300000,1000000 --runs 3 --plot docs/benchmarks-scaling.png
+
+For each size: empty the tables, generate the data set (bench/dataset.py) in a temporary
+MEDIA_ROOT, then run every approach ``--runs`` times in rounds (each its own process, measured
+alone), then the real sweep as many times, putting back what it removed between runs. Prints
+a Markdown report and writes it, with the raw figures as JSON, under ``bench/results/``.
+"""
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import defaultdict
+
+from .measure import PROJECT_DIR, run_probe
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_media"
+SWEEP = ["command", "cleanup_media", "--min-age", "0", "--force", "--json"]
+PEER = ["command", "cleanup_unused_media", "--dry-run", "--noinput", "--minimum-file-age", "0"]
+PROJECT_SETTINGS = "mediaproject.settings"
+PEER_SETTINGS = "bench.settings"
+
+
+class BenchError(Exception):
+    """A measured process failed: its figures would mean nothing."""
+
+
+@dataclasses.dataclass
+class SizeResult:
+    """The measurements of one data set: every approach's runs, and the real sweeps."""
+
+    manifest: object
+    runs: dict
+    real: list
+
+
+def approaches(sample):
+    """Return ``(key, probe arguments, settings module)`` of everything measured in each round."""
+    return [
+        ("startup", ["startup"], PROJECT_SETTINGS),
+        ("walk", ["walk"], PROJECT_SETTINGS),
+        ("rows", ["rows"], PROJECT_SETTINGS),
+        ("sweep", [*SWEEP, "--dry-run"], PROJECT_SETTINGS),
+        ("peer", PEER, PEER_SETTINGS),
+        ("batched", ["batched"], PROJECT_SETTINGS),
+        ("per_item", ["per-item", str(sample)], PROJECT_SETTINGS),
+    ]
+
+
+def probe_env(database_url, media_root):
+    """Return the environment of a measured process: no .env, DEBUG off (no query log), quiet logs."""
+    return {
+        **os.environ,
+        "ENV_FILE": "",
+        "DEBUG": "off",
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-not-secret",
+        "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": database_url,
+        "MEDIA_ROOT": str(media_root),
+    }
+
+
+def measure(args, env, settings_module):
+    measurement = run_probe(args, {**env, "DJANGO_SETTINGS_MODULE": settings_module})
+    if measurement.exit_code:
+        raise BenchError(f"{' '.join(args)} exited {measurement.exit_code}:\n{measurement.stderr[-3000:]}")
+    return measurement
+
+
+def bench_size(size, media_root, env, runs=3, sample=5000, log=print):
+    """Generate a data set of ``size`` rows and files in ``media_root``; measure everything on it."""
+    from . import dataset
+
+    started = time.perf_counter()
+    dataset.reset()
+    manifest = dataset.generate(size, media_root)
+    log(f"size {size:,}: generated in {time.perf_counter() - started:.0f} s")
+    measurements = defaultdict(list)
+    for round_number in range(1, runs + 1):
+        for key, args, settings_module in approaches(sample):
+            measurements[key].append(measure(args, env, settings_module))
+            log(f"  round {round_number}/{runs} {key}: {measurements[key][-1].wall:.2f} s")
+    real = []
+    for run_number in range(1, runs + 1):
+        if run_number > 1:
+            dataset.replant(manifest, media_root)
+        real.append(measure(SWEEP, env, PROJECT_SETTINGS))
+        log(f"  real sweep {run_number}/{runs}: {real[-1].wall:.2f} s")
+    return SizeResult(manifest, dict(measurements), real)
+
+
+def ensure_database():
+    """Create the benchmark's PostgreSQL database when it does not exist yet, and migrate it."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        name = connection.settings_dict["NAME"]
+        # Django's own test-database creation connects the same way, to the server's "postgres" db.
+        with connection._nodb_cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+            if cursor.fetchone() is None:
+                cursor.execute(f"CREATE DATABASE {connection.ops.quote_name(name)}")
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000000", help="comma-separated sizes (rows = files)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each approach per size (median)")
+    parser.add_argument("--sample", type=int, default=5000, help="files and rows of the per-item sample")
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
+    parser.add_argument(
+        "--workdir",
+        help="keep the MEDIA_ROOTs here, to profile on later (default: a temporary folder, removed)",
+    )
+    parser.add_argument("--results", default=str(PROJECT_DIR / "bench" / "results"))
+    parser.add_argument("--plot", help="write the time and memory plot (PNG) here, given two sizes or more")
+    args = parser.parse_args(argv)
+    args.sizes = [int(size.replace("_", "")) for size in args.sizes.split(",")]
+    return args
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    workdir = args.workdir or tempfile.mkdtemp(prefix="bench-media-")
+    own_env = probe_env(args.database_url, workdir)
+    os.environ.update({key: own_env[key] for key in ("ENV_FILE", "DEBUG", "SECRET_KEY", "DATABASE_URL")})
+    os.environ["DJANGO_SETTINGS_MODULE"] = PROJECT_SETTINGS
+    import django
+
+    django.setup()
+    from . import report
+
+    ensure_database()
+    try:
+        results = {}
+        for size in args.sizes:
+            media_root = os.path.join(workdir, f"media-{size}")
+            shutil.rmtree(media_root, ignore_errors=True)  # a kept --workdir may hold an earlier one
+            env = probe_env(args.database_url, media_root)
+            results[size] = bench_size(size, media_root, env, args.runs, args.sample)
+        text = report.render(results, args.runs, args.sample)
+        print(text)
+        print(f"Written: {', '.join(report.save(results, text, args.results))}")
+        if args.plot and len(results) > 1:
+            report.plot(results, args.plot)
+            print(f"Plot: {args.plot}")
+    finally:
+        if not args.workdir:
+            # Slow at a million files (the deletes are disk-bound): done once, after the report.
+            print(f"Removing the data sets in {workdir}", flush=True)
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""The small benchmark: the harness builds the promised data set, and every approach runs and reports.
+
+Never a timing assertion: the figures of a few thousand items on a shared machine prove nothing.
+The harness works on the test database (a subprocess reaches it through ``database_url()``).
+"""
+
+import os
+import time
+
+import pytest
+
+from bench import dataset, report, run
+from bench.walk import walk_files
+from media_app.models import Media
+from tests.conftest import database_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SIZE = 2000
+SAMPLE = 100
+FOLDERS = {"tours", "companies", "guides", "drivers", "users"}
+
+
+def assert_planted(manifest, media_root):
+    """Check, independently of the harness, that the data set holds exactly what its manifest says."""
+    stored = set(walk_files(media_root))
+    rows = list(Media.objects.values_list("file", "content_type", "object_id"))
+    assert (manifest.rows, manifest.files, len(rows), len(stored)) == (SIZE, SIZE, SIZE, SIZE)
+    assert set(manifest.folders) == FOLDERS
+    named = {name for name, _, _ in rows}
+    for model in dataset.owner_models():
+        folder = model._meta.verbose_name_plural
+        planted = manifest.folders[folder]
+        live = {str(pk) for pk in model.objects.values_list("pk", flat=True)}
+        mine = [(name, str(owner)) for name, _, owner in rows if name.startswith(f"uploads/{folder}/")]
+        orphaned = [name for name, owner in mine if owner not in live]
+        missing = [name for name, owner in mine if owner in live and name not in stored]
+        strays = [name for name in stored - named if name.startswith(f"uploads/{folder}/")]
+        assert min(planted["orphaned_records"], planted["orphaned_files"], planted["missing_files"]) >= 1
+        assert (len(orphaned), len(strays), len(missing)) == (
+            planted["orphaned_records"],
+            planted["orphaned_files"],
+            planted["missing_files"],
+        )
+        assert all(name in stored for name in orphaned), "an orphaned row's file exists, to go with it"
+        day_ago = time.time() - 86400
+        assert all(os.lstat(media_root / name).st_mtime < day_ago for name in strays)
+
+
+def test_the_data_set_plants_orphans_of_every_kind_in_every_owner_folder(media_root):
+    manifest = dataset.generate(SIZE, media_root)
+
+    assert_planted(manifest, media_root)
+
+
+def test_replant_puts_back_what_a_real_run_removes(media_root):
+    manifest = dataset.generate(SIZE, media_root)
+    doomed = [row[dataset.MEDIA_COLUMNS.index("file")] for row in manifest.orphaned_rows]
+    Media.objects.filter(file__in=doomed).delete()
+    for name in [*doomed, *manifest.stray_names]:
+        (media_root / name).unlink(missing_ok=True)  # the row's delete may have taken its file already
+
+    dataset.replant(manifest, media_root)
+
+    assert_planted(manifest, media_root)
+
+
+def test_a_data_set_too_small_for_one_orphan_per_kind_and_folder_is_refused(media_root):
+    with pytest.raises(ValueError, match="at least"):
+        dataset.generate(dataset.MIN_SIZE - 1, media_root)
+
+
+@pytest.fixture
+def measured(media_root):
+    """Generate the small data set and measure every approach on it once."""
+    env = run.probe_env(database_url(), media_root)
+    return run.bench_size(SIZE, media_root, env, runs=1, sample=SAMPLE, log=lambda line: None)
+
+
+def test_every_approach_runs_reports_and_finds_the_planted_orphans(measured, media_root):
+    result = measured
+
+    manifest = result.manifest
+    assert set(result.runs) == {key for key, _, _ in run.approaches(SAMPLE)}
+    for measurement in [*(runs[0] for runs in result.runs.values()), *result.real]:
+        assert measurement.exit_code == 0
+        assert measurement.wall > 0 and measurement.peak_rss_mib > 0
+    rows = {row.key: row for row in report.rows_for(result, SAMPLE)}
+    for key in ("sweep", "real", "peer", "batched"):
+        assert rows[key].found.startswith("yes"), rows[key].found
+    assert (rows["walk"].queries, rows["walk"].pages, rows["rows"].queries) == (0, 0, 1)
+    assert rows["rows"].pages >= 1
+    assert 0 < rows["sweep"].queries + rows["sweep"].pages < SIZE, "one query per item would be thousands"
+    per_item = result.runs["per_item"][0].report
+    assert (per_item["sampled_files"], per_item["sampled_rows"]) == (SAMPLE, SAMPLE)
+    assert rows["per_item"].queries == manifest.rows + manifest.files
+    # The real sweep ran last and removed exactly what was planted; the peer removed nothing.
+    assert Media.objects.count() == SIZE - manifest.orphaned_records
+    assert len(list(walk_files(media_root))) == SIZE - manifest.orphaned_files - manifest.orphaned_records
+
+
+def test_the_report_has_every_column_and_approach_and_a_plot(measured, tmp_path):
+    result = measured
+
+    text = report.render({SIZE: result}, runs=1, sample=SAMPLE)
+    header = next(line for line in text.splitlines() if line.startswith("| approach"))
+    assert header == "| " + " | ".join(report.COLUMNS) + " |"
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(table) == 2 + len(report.rows_for(result, SAMPLE))  # the header and its rule
+    assert all(line.count(" | ") == len(report.COLUMNS) - 1 for line in table)
+    assert "extrapolated" in text and "### Goals" in text
+    written = report.save({SIZE: result}, text, tmp_path / "results")
+    assert [os.path.splitext(path)[1] for path in written] == [".md", ".json"]
+    plot = tmp_path / "plot.png"
+    report.plot({SIZE: result}, plot)
+    assert plot.read_bytes().startswith(b"\x89PNG")
