@@ -53,7 +53,11 @@ def approaches(sample):
 
 
 def probe_env(database_url, media_root):
-    """Return the environment of a measured process: no .env, DEBUG off (no query log), quiet logs."""
+    """Return the environment of a measured process: no .env, DEBUG off (no query log), quiet logs.
+
+    A real sweep moves what it removes into the quarantine, as it does by default in production;
+    the quarantine lies beside the data set's MEDIA_ROOT, on the same disk (a rename).
+    """
     return {
         **os.environ,
         "ENV_FILE": "",
@@ -62,6 +66,7 @@ def probe_env(database_url, media_root):
         "LOG_LEVEL": "WARNING",
         "DATABASE_URL": database_url,
         "MEDIA_ROOT": str(media_root),
+        "MEDIA_CLEANUP_QUARANTINE_ROOT": os.path.join(os.path.dirname(media_root), "quarantine"),
     }
 
 

@@ -85,6 +85,9 @@ def test_every_approach_runs_reports_and_finds_the_planted_orphans(measured, med
     for measurement in [*(runs[0] for runs in result.runs.values()), *result.real]:
         assert measurement.exit_code == 0
         assert measurement.wall > 0 and measurement.peak_rss_mib > 0
+    sweep = result.runs["sweep"][0]
+    assert sweep.report["children_peak_rss_mib"] > 0, "the listing process's memory is counted"
+    assert sweep.peak_rss_mib == sweep.report["peak_rss_mib"] + sweep.report["children_peak_rss_mib"]
     rows = {row.key: row for row in report.rows_for(result, SAMPLE)}
     for key in ("sweep", "real", "peer", "batched"):
         assert rows[key].found.startswith("yes"), rows[key].found
