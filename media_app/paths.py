@@ -46,17 +46,33 @@ def resolves_inside(storage, name):
     The second test catches a folder inside the root that is a symlink to somewhere else:
     deleting through it would touch a file outside the media root.
     """
-    if not is_safe_name(name):
-        return False
-    try:
-        path = storage.path(name)
-    except NotImplementedError:
-        return True  # object storage: keys are plain strings, nothing to follow
-    except SuspiciousFileOperation:
-        return False
-    root = os.path.realpath(storage.location)
-    parent = os.path.realpath(os.path.dirname(path))
-    return parent == root or parent.startswith(root + os.sep)
+    return InsideCheck(storage)(name)
+
+
+class InsideCheck:
+    """``resolves_inside`` for many names of one batch: each folder is resolved once."""
+
+    def __init__(self, storage):
+        self.storage = storage
+        self.root = None
+        self.folders = {}
+
+    def __call__(self, name):
+        if not is_safe_name(name):
+            return False
+        try:
+            path = self.storage.path(name)
+        except NotImplementedError:
+            return True  # object storage: keys are plain strings, nothing to follow
+        except SuspiciousFileOperation:
+            return False
+        folder = os.path.dirname(path)
+        if folder not in self.folders:
+            if self.root is None:
+                self.root = os.path.realpath(self.storage.location)
+            real = os.path.realpath(folder)
+            self.folders[folder] = real == self.root or real.startswith(self.root + os.sep)
+        return self.folders[folder]
 
 
 def in_uploads(name):

@@ -26,7 +26,7 @@ import time
 from django.core.files.storage import FileSystemStorage, default_storage
 
 from .. import conf
-from ..paths import in_uploads, resolves_inside
+from ..paths import InsideCheck, in_uploads
 from .walkers import Deletion, remove_empty_folders
 
 logger = logging.getLogger(__name__)
@@ -88,8 +88,9 @@ class FilesystemQuarantine:
     def move_in(self, run_id, files):
         """Move each file into the run's quarantine; yield ``(file, outcome, detail)`` as a walker does."""
         emptied = set()
+        inside = InsideCheck(self.storage)
         for stored in files:
-            if not (in_uploads(stored.name) and resolves_inside(self.storage, stored.name)):
+            if not (in_uploads(stored.name) and inside(stored.name)):
                 yield stored, Deletion.FAILED, "refused: the path leads outside uploads/"
                 continue
             source = os.path.join(self.media_root, stored.name)
@@ -132,10 +133,11 @@ class FilesystemQuarantine:
 
         With ``dry_run``, only tell what would happen.
         """
+        inside = InsideCheck(self.storage)
         for name in names:
             source = os.path.join(self._run_dir(run_id), name)
             target = os.path.join(self.media_root, name)
-            if not (in_uploads(name) and resolves_inside(self.storage, name)):
+            if not (in_uploads(name) and inside(name)):
                 yield name, Restored.FAILED, "refused: the path leads outside uploads/"
                 continue
             try:
@@ -181,14 +183,14 @@ def _write_json(path, value):
 
 def quarantine_for(storage=None):
     """Return the quarantine that goes with ``storage`` (default: the media storage)."""
-    # Imported here: boto3 is slow to import, and local-files installs never need it.
+    storage = storage or default_storage
+    if isinstance(storage, FileSystemStorage):
+        return FilesystemQuarantine(storage, conf.quarantine_root())
+    # Imported only here: boto3 is slow to import, and local files never need it.
     from storages.backends.s3 import S3Storage
 
     from .s3 import S3Quarantine
 
-    storage = storage or default_storage
-    if isinstance(storage, FileSystemStorage):
-        return FilesystemQuarantine(storage, conf.quarantine_root())
     if isinstance(storage, S3Storage):
         return S3Quarantine(storage, conf.quarantine_prefix())
     raise QuarantineError(f"no quarantine for {type(storage).__name__}; set MEDIA_CLEANUP_QUARANTINE_DAYS=0")
