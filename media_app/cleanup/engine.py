@@ -21,7 +21,7 @@ import socket
 import tempfile
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import timedelta
 
 from django.contrib.contenttypes.models import ContentType
@@ -45,6 +45,8 @@ from .walkers import PREFIX, Deletion, StorageUnavailable, StoredFile, walker_fo
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000
+# Rows fetched per round trip of the streams the merge reads (a page of names is ~0.5 MiB).
+STREAM_CHUNK = 5_000
 # Key in ``CleanupRun.options`` of a run limited to a selection (how many rows): not a sweep.
 SELECTION_OPTION = "media_ids"
 PROGRESS_INTERVAL = 2.0  # seconds between progress reports and history updates
@@ -354,7 +356,9 @@ class Sweep:
                 .order_by(self.byte_order(field_name))
                 .values_list(field_name, flat=True)
             )
-            streams.append(self._uploads_only(rows.iterator(chunk_size=PAGE_SIZE), is_media=model is Media))
+            streams.append(
+                self._uploads_only(rows.iterator(chunk_size=STREAM_CHUNK), is_media=model is Media)
+            )
         return _merge(streams)
 
     def _uploads_only(self, names, is_media):
@@ -384,7 +388,7 @@ class Sweep:
                 .order_by(self.byte_order("file"))
                 .values_list("file", "pk")
             )
-            streams.append(rows.iterator(chunk_size=PAGE_SIZE))
+            streams.append(rows.iterator(chunk_size=STREAM_CHUNK))
         for name, pk in _merge(streams):
             self.result.orphaned_records += 1
             self.item("orphaned record", f"{name} (row {pk})")
@@ -395,33 +399,36 @@ class Sweep:
 
     def collect(self, orphaned_rows, orphaned_files):
         """Count everything in one merge of references, orphaned rows and stored files."""
-        aligned = align(self.reference_names(), self.orphaned_rows(orphaned_rows), self.walker.iter_files())
-        for number, (name, reference_count, orphan_pks, stored) in enumerate(aligned):
-            if number % 4096 == 0:
-                self.report_progress()
-            live_references = reference_count - len(orphan_pks)
-            if stored is None:
-                if live_references > 0:
-                    self.result.missing_files += live_references
-                    self.item("missing file", name)
-                for pk in orphan_pks:
-                    orphaned_rows.append(str(pk), None, 0)
-                continue
-            self.result.files_checked += 1
-            if reference_count == 0 and not orphan_pks:
-                self.collect_unreferenced(stored, orphaned_files)
-            elif live_references <= 0:
-                # Only orphaned rows point at it: it goes with the first of them.
-                self.row_files += 1
-                orphaned_rows.append(str(orphan_pks[0]), name, stored.size)
-                for pk in orphan_pks[1:]:
-                    orphaned_rows.append(str(pk), None, 0)
-            else:
-                for pk in orphan_pks:
-                    orphaned_rows.append(str(pk), None, 0)
-        self.result.unreadable_names += self.walker.unreadable_names
+        result = self.result
+        # The files first: a listing process starts at once and runs during the queries.
+        with closing(self.walker.iter_files()) as stored_files:
+            aligned = align(self.reference_names(), self.orphaned_rows(orphaned_rows), stored_files)
+            for number, (name, reference_count, orphan_pks, stored) in enumerate(aligned):
+                if number % 4096 == 0:
+                    self.report_progress()
+                live_references = reference_count - len(orphan_pks)
+                if stored is None:
+                    if live_references > 0:
+                        result.missing_files += live_references
+                        self.item("missing file", name)
+                    for pk in orphan_pks:
+                        orphaned_rows.append(str(pk), None, 0)
+                    continue
+                result.files_checked += 1
+                if reference_count == 0 and not orphan_pks:
+                    self.collect_unreferenced(stored, orphaned_files)
+                elif live_references <= 0:
+                    # Only orphaned rows point at it: it goes with the first of them.
+                    self.row_files += 1
+                    orphaned_rows.append(str(orphan_pks[0]), name, stored.size)
+                    for pk in orphan_pks[1:]:
+                        orphaned_rows.append(str(pk), None, 0)
+                else:
+                    for pk in orphan_pks:
+                        orphaned_rows.append(str(pk), None, 0)
+        result.unreadable_names += self.walker.unreadable_names
         for message in self.walker.errors:
-            self.result.add_error(message)
+            result.add_error(message)
 
     def collect_selected(self, orphaned_rows):
         """Spill the orphaned rows among ``media_ids``, each with its file as the row describes it."""

@@ -20,7 +20,7 @@ import sys
 import tempfile
 
 # Entries of one folder held in memory before sorted runs spill to disk.
-DEFAULT_CHUNK = 50_000
+DEFAULT_CHUNK = 25_000
 SAMPLE_SIZE = 100
 MAX_ERRORS = 100
 
