@@ -2,8 +2,9 @@
 
 A history is a random sequence of what users, scripts and operators do: create an owner, attach
 media, share a file between rows, replace a file, delete media or an owner normally, delete an
-owner or a media row with raw SQL, lose a file from the disk, drop a stray file or symlink into
-``uploads/``, move the clock, and run the sweep (dry or real, forced or not, with a grace period).
+owner or a media row with raw SQL, bring an owner back from a backup, lose a file from the disk,
+drop a stray file or symlink into ``uploads/``, move the clock, run the sweep (dry or real,
+forced or not, with a grace period), and restore a sweep from the quarantine.
 A model of the history says what must be where; after every step:
 
 - every file a media row references is there, intact, unless the history itself lost it;
@@ -13,7 +14,8 @@ A model of the history says what must be where; after every step:
 After every sweep: its figures are the ones the model predicts; a dry or refused run changes
 nothing; a real run leaves no orphaned row and no unreferenced file past the grace period and
 removes nothing else; with the quarantine on, each file it removed is in the quarantine, intact,
-until the retention has passed, and gone after.
+until the retention has passed, and gone after. A restore brings back every quarantined file
+whose path is free and every row whose owner exists again, and skips the rest.
 """
 
 import itertools
@@ -40,13 +42,14 @@ from hypothesis.stateful import (
 )
 
 from media_app.cleanup.engine import run_cleanup
+from media_app.cleanup.restore import restore_run
 from media_app.models import CleanupRun, Media
 from tests import factories
 from tests.conftest import tree
 from tours.models import Company, Driver, Guide, Tour
 
-HISTORIES = 40
-STEPS_PER_HISTORY = 30
+HISTORIES = 300
+STEPS_PER_HISTORY = 50
 GRACE_PERIODS = {"0": 0, "1h": 3600, "24h": 86400}
 QUARANTINE_DAYS = 7
 CAP_MIN_ITEMS = 2  # low, so that random histories meet the safety cap too
@@ -62,6 +65,16 @@ class Row:
     name: str
 
 
+@dataclass
+class QuarantinedRun:
+    """What a real sweep moved into the quarantine, as the model knows it."""
+
+    created: object
+    manifest_files: set  # every file the run took
+    files: dict  # name -> content, for those still in the quarantine
+    rows: dict  # key -> Row, every row the run deleted
+
+
 class Histories(RuleBasedStateMachine):
     """Drive the project through one random history and check it against a model after each step."""
 
@@ -72,11 +85,11 @@ class Histories(RuleBasedStateMachine):
         self.outside = world.outside_snapshot()
         self.now = timezone.now().replace(microsecond=0)
         self.owners = {}  # key -> live owner object
-        self.orphaning = set()  # keys of owners deleted behind the ORM's back
+        self.gone_owners = {}  # key -> owner deleted behind the ORM's back
         self.rows = {}  # key -> Row
         self.files = {}  # name under uploads/ -> (mtime, ("file", bytes) or ("link", target))
         self.lost = set()  # referenced names the history removed from the disk
-        self.quarantined = {}  # run id -> (created, {name: content})
+        self.quarantined = {}  # run id -> QuarantinedRun
         self.numbers = itertools.count(1)
 
     # -- what people and scripts do ----------------------------------------------------------
@@ -139,8 +152,16 @@ class Histories(RuleBasedStateMachine):
     @rule(data=st.data())
     def delete_owner_with_raw_sql(self, data):
         owner = self.draw_owner(data)
-        factories.delete_behind_the_orms_back(self.owners.pop(owner))
-        self.orphaning.add(owner)
+        self.gone_owners[owner] = self.owners.pop(owner)
+        factories.delete_behind_the_orms_back(self.gone_owners[owner])
+
+    @precondition(lambda self: self.gone_owners)
+    @rule(data=st.data())
+    def bring_an_owner_back(self, data):
+        """An owner comes back from a backup, with its id: its rows that are left are live again."""
+        owner = data.draw(st.sampled_from(sorted(self.gone_owners)), label="owner")
+        self.owners[owner] = self.gone_owners.pop(owner)
+        self.owners[owner].save(force_insert=True)
 
     @precondition(lambda self: self.rows)
     @rule(data=st.data())
@@ -153,8 +174,9 @@ class Histories(RuleBasedStateMachine):
     @rule(data=st.data())
     def lose_a_file(self, data):
         """The disk loses a referenced file: the sweep must report it, and keep its row."""
-        in_use = sorted({row.name for row in self.rows.values()} & set(self.files))
-        name = data.draw(st.sampled_from(in_use), label="file")
+        # Drawn by row key, not by name: names are random, and a draw must not depend on them.
+        in_use = sorted(key for key, row in self.rows.items() if row.name in self.files)
+        name = self.rows[data.draw(st.sampled_from(in_use), label="row")].name
         os.unlink(self.world.media_root / name)
         del self.files[name]
         self.lost.add(name)
@@ -197,13 +219,35 @@ class Histories(RuleBasedStateMachine):
         if refused or dry_run:
             assert self.world.uploads_snapshot() == uploads_before, "a dry or refused run changed uploads/"
             return
-        for key in removed_rows:
-            del self.rows[key]
+        deleted = {key: self.rows.pop(key) for key in removed_rows}
         taken = {name: self.files.pop(name)[1] for name in removed_files}
         if self.quarantine_days:
             self.purge_quarantined_runs()
-            if taken:
-                self.quarantined[result.run_id] = (self.now, taken)
+            if taken or deleted:
+                self.quarantined[result.run_id] = QuarantinedRun(self.now, set(taken), taken, deleted)
+
+    @precondition(lambda self: self.quarantined)
+    @rule(data=st.data())
+    def restore_a_sweep(self, data):
+        run_id = data.draw(st.sampled_from(list(self.quarantined)), label="run")  # in the order they ran
+        run = self.quarantined[run_id]
+        files_back = sorted(name for name in run.files if name not in self.files)
+        existing = {row.pk for row in self.rows.values()}
+        rows_back = [k for k, row in run.rows.items() if row.owner in self.owners and row.pk not in existing]
+        skipped = len(run.manifest_files) - len(files_back) + len(run.rows) - len(rows_back)
+
+        result = restore_run(run_id)
+
+        assert (result.status, result.restored_files, result.restored_records, result.skipped) == (
+            "partial" if skipped else "ok",
+            len(files_back),
+            len(rows_back),
+            skipped,
+        )
+        for name in files_back:
+            # A restored file is fresh by the real clock, whatever the history's clock says.
+            self.files[name] = (os.lstat(self.world.media_root / name).st_mtime, run.files.pop(name))
+        self.rows.update((key, run.rows[key]) for key in rows_back)
 
     # -- the promise -------------------------------------------------------------------------
 
@@ -235,15 +279,15 @@ class Histories(RuleBasedStateMachine):
 
     @invariant()
     def quarantined_files_stay_until_the_retention_has_passed(self):
-        for run_id, (_, taken) in self.quarantined.items():
-            for name, content in taken.items():
+        for run_id, run in self.quarantined.items():
+            for name, content in run.files.items():
                 assert self.world.read(self.world.quarantine_root / run_id / name) == content, name
 
     # -- the model ---------------------------------------------------------------------------
 
     def predict(self, grace_seconds):
         """Return the figures a sweep must report now, what it would remove, and whether the cap refuses."""
-        orphaned = {key for key, row in self.rows.items() if row.owner in self.orphaning}
+        orphaned = {key for key, row in self.rows.items() if row.owner in self.gone_owners}
         references = Counter(row.name for row in self.rows.values())
         live_references = Counter(row.name for key, row in self.rows.items() if key not in orphaned)
         cutoff = (self.now - timedelta(seconds=grace_seconds)).timestamp()
@@ -272,8 +316,8 @@ class Histories(RuleBasedStateMachine):
 
     def purge_quarantined_runs(self):
         cutoff = self.now - timedelta(days=self.quarantine_days)
-        for run_id, (created, _) in list(self.quarantined.items()):
-            if created <= cutoff:
+        for run_id, run in list(self.quarantined.items()):
+            if run.created <= cutoff:
                 del self.quarantined[run_id]
                 assert not (self.world.quarantine_root / run_id).exists(), "a run past retention stayed"
 
