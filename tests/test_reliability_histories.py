@@ -29,6 +29,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.db import connection
+from django.test import override_settings
 from django.utils import timezone
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -91,13 +92,21 @@ class Histories(RuleBasedStateMachine):
         self.lost = set()  # referenced names the history removed from the disk
         self.quarantined = {}  # run id -> QuarantinedRun
         self.numbers = itertools.count(1)
+        self.overrides = None
 
     # -- what people and scripts do ----------------------------------------------------------
 
     @initialize(quarantine_days=st.sampled_from([QUARANTINE_DAYS, 0]))
     def configure(self, quarantine_days):
-        self.world.settings.MEDIA_CLEANUP_QUARANTINE_DAYS = quarantine_days
+        # Enabled here and disabled in teardown(): overrides that piled up history after history
+        # would make every settings lookup recurse through all of them.
+        self.overrides = override_settings(MEDIA_CLEANUP_QUARANTINE_DAYS=quarantine_days)
+        self.overrides.enable()
         self.quarantine_days = quarantine_days
+
+    def teardown(self):
+        if self.overrides:
+            self.overrides.disable()
 
     @rule(kind=st.sampled_from(sorted(factories.OWNERS)))
     def create_owner(self, kind):
@@ -352,13 +361,12 @@ class Histories(RuleBasedStateMachine):
 class World:
     """The folders and tables a history plays in, emptied before each history."""
 
-    def __init__(self, tmp_path, media_root, quarantine_root, settings):
+    def __init__(self, tmp_path, media_root, quarantine_root):
         self.root = tmp_path
         self.media_root = media_root
         self.quarantine_root = quarantine_root
         self.outside = tmp_path / "outside"
         self.outside_target = self.outside / "target.jpg"
-        self.settings = settings
 
     def reset(self):
         with connection.cursor() as cursor:
@@ -396,7 +404,7 @@ class World:
 def test_random_histories_keep_the_promise(tmp_path, media_root, quarantine_root, settings):
     settings.MEDIA_CLEANUP_CAP_MIN_ITEMS = CAP_MIN_ITEMS
     settings.MEDIA_CLEANUP_MAX_DELETE_RATIO = CAP_RATIO
-    world = World(tmp_path, media_root, quarantine_root, settings)
+    world = World(tmp_path, media_root, quarantine_root)
 
     run_state_machine_as_test(
         lambda: Histories(world),
