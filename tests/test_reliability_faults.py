@@ -123,8 +123,9 @@ class SweepProcess:
 
     def wait_until_stalled(self, timeout=600):
         readable, _, _ = select.select([self.stalled], [], [], timeout)
-        line = os.read(self.stalled, 1000) if readable else b""
-        assert line.startswith(b"stalled"), f"the sweep never reached its stall point: {self.finish()}"
+        if not (readable and os.read(self.stalled, 1000).startswith(b"stalled")):
+            self.process.kill()
+            pytest.fail(f"the sweep never reached its stall point: {self.finish()}")
 
     def release(self):
         os.write(self.release_fd, b"go")
@@ -132,9 +133,29 @@ class SweepProcess:
     def finish(self, timeout=600):
         """Wait for the process to end; return ``(exit code, stdout, stderr)``."""
         out, err = self.process.communicate(timeout=timeout)
+        return self.process.returncode, out, err
+
+    def close(self):
+        """Kill the process if it still runs (a test failed while it stalled), and close the pipes."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
         os.close(self.stalled)
         os.close(self.release_fd)
-        return self.process.returncode, out, err
+
+
+@pytest.fixture
+def start_sweep(settings):
+    """Start ``SweepProcess`` objects; close them when the test ends."""
+    started = []
+
+    def start(*args, stall_at, env=None):
+        started.append(SweepProcess(settings, *args, stall_at=stall_at, env=env))
+        return started[-1]
+
+    yield start
+    for sweep in started:
+        sweep.close()
 
 
 def stored_names(root):
@@ -187,7 +208,7 @@ def assert_converged(estate, media_root):
 @pytest.mark.parametrize("quarantine_days", [7, 0], ids=["quarantine", "delete"])
 @pytest.mark.parametrize("phase", ["rows", "files"])
 def test_a_sweep_killed_midway_is_marked_interrupted_and_a_rerun_converges(
-    phase, quarantine_days, estate, settings, media_root, quarantine_root, manage_py
+    phase, quarantine_days, estate, media_root, quarantine_root, manage_py, start_sweep
 ):
     env = {"MEDIA_CLEANUP_QUARANTINE_DAYS": str(quarantine_days)}
     if phase == "rows":
@@ -198,7 +219,7 @@ def test_a_sweep_killed_midway_is_marked_interrupted_and_a_rerun_converges(
         stall_at = estate.strays[MIDWAY]
         removed = estate.orphaned + estate.strays[:MIDWAY]
         rows_left = set(estate.live)
-    killed = SweepProcess(settings, "--min-age", GRACE, stall_at=stall_at, env=env)
+    killed = start_sweep("--min-age", GRACE, stall_at=stall_at, env=env)
 
     killed.wait_until_stalled()
     killed.process.send_signal(signal.SIGKILL)
@@ -264,9 +285,9 @@ def terminate_sessions(application_name, which):
     ],
 )
 def test_a_sweep_whose_database_connection_is_terminated_fails_and_a_rerun_converges(
-    sessions, estate, settings, media_root, manage_py
+    sessions, estate, media_root, manage_py, start_sweep
 ):
-    sweep = SweepProcess(settings, "--min-age", GRACE, stall_at=estate.strays[MIDWAY])
+    sweep = start_sweep("--min-age", GRACE, stall_at=estate.strays[MIDWAY])
     sweep.wait_until_stalled()
     terminated = terminate_sessions(sweep.application_name, sessions)
     sweep.release()

@@ -395,9 +395,10 @@ class World:
 
     @staticmethod
     def read(path):
+        """Return a file's content or a symlink's target as ``tree()`` does; None when it is gone."""
         if os.path.islink(path):
             return ("link", os.readlink(path))
-        return ("file", path.read_bytes())
+        return ("file", path.read_bytes()) if path.exists() else None
 
 
 @pytest.mark.django_db(transaction=True)
