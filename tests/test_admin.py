@@ -291,6 +291,7 @@ def background_runs(monkeypatch, media_root, settings, tmp_path):
     """
     monkeypatch.setenv("DATABASE_URL", database_url())
     monkeypatch.setenv("MEDIA_ROOT", str(media_root))
+    monkeypatch.setenv("MEDIA_CLEANUP_QUARANTINE_ROOT", str(settings.MEDIA_CLEANUP_QUARANTINE_ROOT))
     monkeypatch.setenv("ENV_FILE", "")
     monkeypatch.setenv("SECRET_KEY", "test-only")
     settings.MEDIA_CLEANUP_LOG_FILE = str(tmp_path / "log" / "cleanup_media.log")
