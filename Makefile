@@ -55,4 +55,4 @@ cron-install: $(STAMP)
 	$(PY) manage.py check --deploy --tag media_cleanup_cron --fail-level WARNING
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache .hypothesis

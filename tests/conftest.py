@@ -10,8 +10,8 @@ from django.conf import settings as django_settings
 from hypothesis import settings as hypothesis_settings
 
 # Property tests run the same examples on every run (``derandomize``), so that CI is
-# reproducible, and keep no example database (no ``.hypothesis/`` folder). Set
-# HYPOTHESIS_PROFILE=explore to draw new examples each run while hunting for bugs.
+# reproducible, and keep no example database (hypothesis still caches in ``.hypothesis/``,
+# which git ignores). Set HYPOTHESIS_PROFILE=explore to draw new examples each run.
 hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, database=None)
 hypothesis_settings.register_profile("explore", deadline=None, database=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
