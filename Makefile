@@ -62,7 +62,7 @@ cron-install: $(STAMP)
 	$(PY) manage.py check --deploy --tag media_cleanup_cron --fail-level WARNING
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache .hypothesis
 
 # The benchmark (docs/benchmarks.md): `make bench N=1000000`; SIZES=100000,300000,1000000 for the plot.
 # PostgreSQL is the reference; the database is created when missing and its tables emptied per size.

@@ -11,8 +11,16 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.core.files.storage import default_storage
+from hypothesis import settings as hypothesis_settings
 
 from tests.backends import FilesystemBackend, S3Backend, s3_options
+
+# Property tests run the same examples on every run (``derandomize``), so that CI is
+# reproducible, and keep no example database (hypothesis still caches in ``.hypothesis/``,
+# which git ignores). Set HYPOTHESIS_PROFILE=explore to draw new examples each run.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, database=None)
+hypothesis_settings.register_profile("explore", deadline=None, database=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # The named SQLite test database (see settings) lives here.
 (Path(django_settings.BASE_DIR) / "var").mkdir(exist_ok=True)
@@ -145,26 +153,46 @@ def database_url():
     return f"postgres://{user}{password}@{host}:{database['PORT'] or 5432}/{database['NAME']}"
 
 
+def tree(root):
+    """Return every path under root (files, links and folders) with its content or link target."""
+    found = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                found[path] = ("link", os.readlink(path))
+            elif os.path.isdir(path):
+                found[path] = ("dir", None)
+            else:
+                with open(path, "rb") as handle:
+                    found[path] = ("file", handle.read())
+    return found
+
+
+def child_environment(settings, env=None):
+    """Return the environment of a child process that sees the test database, MEDIA_ROOT and quarantine."""
+    return {
+        **os.environ,
+        "ENV_FILE": "",
+        "SECRET_KEY": "test-only",
+        "DATABASE_URL": database_url(),
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "MEDIA_STORAGE": "filesystem",
+        "MEDIA_CLEANUP_QUARANTINE_ROOT": str(settings.MEDIA_CLEANUP_QUARANTINE_ROOT),
+        **(env or {}),
+    }
+
+
 @pytest.fixture
 def manage_py(media_root, settings):
     """Run ``python manage.py ...`` for real, against the test database and MEDIA_ROOT."""
 
     def run(*args, env=None, timeout=120, exact_env=None):
         """``exact_env`` replaces the whole environment (as cron's would); ``env`` adds to the test's."""
-        environment = exact_env or {
-            **os.environ,
-            "ENV_FILE": "",
-            "SECRET_KEY": "test-only",
-            "DATABASE_URL": database_url(),
-            "MEDIA_ROOT": str(media_root),
-            "MEDIA_STORAGE": "filesystem",
-            "MEDIA_CLEANUP_QUARANTINE_ROOT": settings.MEDIA_CLEANUP_QUARANTINE_ROOT,
-            **(env or {}),
-        }
         return subprocess.run(
             [sys.executable, "manage.py", *args],
             cwd=settings.BASE_DIR,
-            env=environment,
+            env=exact_env or child_environment(settings, env),
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -14,26 +14,11 @@ from media_app.cleanup.walkers import FilesystemWalker, StoredFile
 from media_app.models import CleanupRun, Media
 from tests import factories
 from tests.backends import later
+from tests.conftest import tree
 
 pytestmark = pytest.mark.django_db(transaction=True)
 # For rules of local files (symlinks, folders, MEDIA_ROOT) that use a fixture built on ``backend``.
 FILESYSTEM_ONLY = pytest.mark.parametrize("backend", ["filesystem"], indirect=True)
-
-
-def tree(root):
-    """Return every path under root (files, links and folders) with its content or link target."""
-    found = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = os.path.join(folder, name)
-            if os.path.islink(path):
-                found[path] = ("link", os.readlink(path))
-            elif os.path.isdir(path):
-                found[path] = ("dir", None)
-            else:
-                with open(path, "rb") as handle:
-                    found[path] = ("file", handle.read())
-    return found
 
 
 @pytest.fixture

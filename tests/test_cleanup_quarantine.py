@@ -277,3 +277,32 @@ def test_dry_run_counts_quarantined_bytes_as_a_real_run_would(backend):
     real = run_cleanup(now=later())
 
     assert dry.quarantined_bytes == real.quarantined_bytes == len(b"stray")
+
+
+RESTORE_REVIVES_MISSING = (
+    "restore bug: restore_run re-creates a deleted row whose owner exists again even when its file "
+    "is neither at its path nor in the run's quarantine; the new row points at a missing file"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=RESTORE_REVIVES_MISSING)
+@pytest.mark.parametrize("how", ["shared-file-deleted-since", "restored-twice"])
+def test_a_restore_never_creates_a_row_whose_file_is_gone(how, media_root):
+    owner = factories.tour()
+    orphan = factories.media(owner)
+    if how == "shared-file-deleted-since":
+        # The sweep keeps the file for the live row; that row and the file go later, normally.
+        sharing = Media.objects.create(content_object=factories.guide(), file=orphan.file.name)
+    factories.delete_behind_the_orms_back(owner)
+    run_id = run_cleanup(min_age="0").run_id
+    owner.save(force_insert=True)  # the owner comes back from a backup
+    if how == "shared-file-deleted-since":
+        sharing.delete()
+    else:
+        restore_run(run_id)
+        Media.objects.get(pk=orphan.pk).delete()  # restored, then deleted by a user with its file
+
+    result = restore_run(run_id)
+
+    assert (media_root / orphan.file.name).exists() or not Media.objects.filter(pk=orphan.pk).exists()
+    assert result.status == "partial"
