@@ -1,7 +1,7 @@
 import pytest
 from django.db import connection
 
-from media_app.cleanup.lock import ADVISORY_LOCK_KEY, cleanup_lock, lock_file_path
+from media_app.cleanup.lock import ADVISORY_LOCK_KEY, LockLost, cleanup_lock, lock_file_path
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -9,7 +9,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_only_one_holder_at_a_time_and_released_after():
     with cleanup_lock("default") as first:
         with cleanup_lock("default") as second:
-            assert (first, second) == (True, False)
+            assert (bool(first), bool(second)) == (True, False)
     with cleanup_lock("default") as again:
         assert again
 
@@ -40,3 +40,22 @@ def test_postgresql_uses_the_documented_advisory_key_on_a_connection_of_its_own(
 def test_sqlite_locks_a_file_next_to_the_database():
     assert lock_file_path("/srv/app/db.sqlite3") == "/srv/app/db.sqlite3.cleanup.lock"
     assert lock_file_path(":memory:").startswith("/")
+
+
+def test_a_lock_whose_session_died_is_reported_lost():
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: a file lock lives as long as its process")
+    with cleanup_lock("default") as held:
+        held.check()  # alive: nothing to say
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [held.session.connection.info.backend_pid])
+
+        with pytest.raises(LockLost):
+            held.check()
+
+
+def test_a_file_lock_is_never_lost():
+    if connection.vendor == "postgresql":
+        pytest.skip("SQLite only")
+    with cleanup_lock("default") as held:
+        held.check()

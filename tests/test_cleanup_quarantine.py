@@ -279,13 +279,6 @@ def test_dry_run_counts_quarantined_bytes_as_a_real_run_would(backend):
     assert dry.quarantined_bytes == real.quarantined_bytes == len(b"stray")
 
 
-RESTORE_REVIVES_MISSING = (
-    "restore bug: restore_run re-creates a deleted row whose owner exists again even when its file "
-    "is neither at its path nor in the run's quarantine; the new row points at a missing file"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=RESTORE_REVIVES_MISSING)
 @pytest.mark.parametrize("how", ["shared-file-deleted-since", "restored-twice"])
 def test_a_restore_never_creates_a_row_whose_file_is_gone(how, media_root):
     owner = factories.tour()
@@ -304,5 +297,6 @@ def test_a_restore_never_creates_a_row_whose_file_is_gone(how, media_root):
 
     result = restore_run(run_id)
 
-    assert (media_root / orphan.file.name).exists() or not Media.objects.filter(pk=orphan.pk).exists()
+    assert not Media.objects.filter(pk=orphan.pk).exists(), "a row must not come back without its file"
     assert result.status == "partial"
+    assert any("its file is gone" in item["reason"] for item in result.skipped_items)

@@ -247,10 +247,6 @@ def test_a_sweep_killed_midway_is_marked_interrupted_and_a_rerun_converges(
 # -- database connection terminated ----------------------------------------------------------
 
 
-LOST_LOCK = (
-    "engine bug: when only the session that holds the advisory lock dies, the sweep carries on "
-    "without the lock to the end (status ok), so a second sweep can run beside it"
-)
 LOCK_HOLDER = (
     "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
     "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
@@ -281,7 +277,7 @@ def terminate_sessions(application_name, which):
     [
         "its-connection",
         "lock-connection-too",
-        pytest.param("lock-connection-only", marks=pytest.mark.xfail(strict=True, reason=LOST_LOCK)),
+        "lock-connection-only",
     ],
 )
 def test_a_sweep_whose_database_connection_is_terminated_fails_and_a_rerun_converges(

@@ -235,16 +235,16 @@ class Histories(RuleBasedStateMachine):
             if taken or deleted:
                 self.quarantined[result.run_id] = QuarantinedRun(self.now, set(taken), taken, deleted)
 
-    @precondition(lambda self: self.restorable_runs(self.owners))
+    @precondition(lambda self: self.restorable_runs())
     @rule(data=st.data())
     def restore_a_sweep(self, data):
-        self.restore(data.draw(st.sampled_from(self.restorable_runs(self.owners)), label="run"))
+        self.restore(data.draw(st.sampled_from(self.restorable_runs()), label="run"))
 
-    @precondition(lambda self: self.restorable_runs(self.owners | self.gone_owners, of_gone_owners=True))
+    @precondition(lambda self: self.restorable_runs(of_gone_owners=True))
     @rule(data=st.data())
     def take_back_a_mistake(self, data):
         """Owners were deleted by mistake: bring them back, then restore a sweep that removed their rows."""
-        runs = self.restorable_runs(self.owners | self.gone_owners, of_gone_owners=True)
+        runs = self.restorable_runs(of_gone_owners=True)
         run_id = data.draw(st.sampled_from(runs), label="run")
         for owner in sorted(
             {row.owner for row in self.quarantined[run_id].rows.values()} & set(self.gone_owners)
@@ -256,31 +256,29 @@ class Histories(RuleBasedStateMachine):
         self.owners[owner] = self.gone_owners.pop(owner)
         self.owners[owner].save(force_insert=True)
 
-    def restorable_runs(self, owners, of_gone_owners=False):
-        """Return the quarantined runs (in the order they ran) that a restore may take back now.
-
-        Left out: a run with a row that would come back (its owner in ``owners``) while its file
-        is neither in ``uploads/`` nor in the run's quarantine. ``restore_run`` re-creates such a
-        row pointing at a missing file, a known bug that
-        ``test_cleanup_quarantine.py::test_a_restore_never_creates_a_row_whose_file_is_gone``
-        shows; the histories keep to what the product does right.
-        """
-        existing = {row.pk for row in self.rows.values()}
-        runs = []
-        for run_id, run in self.quarantined.items():
-            coming_back = [row for row in run.rows.values() if row.owner in owners and row.pk not in existing]
-            if any(row.name not in self.files and row.name not in run.files for row in coming_back):
-                continue
-            if of_gone_owners and not any(row.owner in self.gone_owners for row in run.rows.values()):
-                continue
-            runs.append(run_id)
-        return runs
+    def restorable_runs(self, of_gone_owners=False):
+        """Return the quarantined runs (in the order they ran); with ``of_gone_owners``, those
+        with a row whose owner is gone now."""
+        return [
+            run_id
+            for run_id, run in self.quarantined.items()
+            if not of_gone_owners or any(row.owner in self.gone_owners for row in run.rows.values())
+        ]
 
     def restore(self, run_id):
         run = self.quarantined[run_id]
         files_back = sorted(name for name in run.files if name not in self.files)
         existing = {row.pk for row in self.rows.values()}
-        rows_back = [k for k, row in run.rows.items() if row.owner in self.owners and row.pk not in existing]
+        # A row comes back when its owner exists, it does not, and its file is there once the
+        # files are back (a row never points at nothing: kept for a row that shared it, the
+        # file may have gone with that row since).
+        rows_back = [
+            k
+            for k, row in run.rows.items()
+            if row.owner in self.owners
+            and row.pk not in existing
+            and (row.name in self.files or row.name in run.files)
+        ]
         skipped = len(run.manifest_files) - len(files_back) + len(run.rows) - len(rows_back)
 
         result = restore_run(run_id)

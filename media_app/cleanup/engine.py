@@ -36,7 +36,7 @@ from .. import conf, references, signals
 from ..models import CleanupRun, Media
 from ..paths import in_uploads, is_safe_name
 from .durations import parse_duration
-from .lock import cleanup_lock
+from .lock import LockLost, cleanup_lock
 from .quarantine import QuarantineError, quarantine_for
 from .result import CleanupResult, Status
 from .spill import Spill
@@ -125,8 +125,8 @@ def run_cleanup(
     history = RunHistory(result, using=using, trigger=trigger, options=options, now=now)
     started = time.monotonic()
     storage = storage or default_storage
-    with cleanup_lock(using) as acquired:
-        if not acquired:
+    with cleanup_lock(using) as lock:
+        if not lock:
             result.conditions.add(Status.LOCKED)
             result.message = "another cleanup run holds the lock; nothing was done"
             logger.warning("Cleanup not started: %s", result.message)
@@ -147,12 +147,13 @@ def run_cleanup(
             walker=walker or walker_for(storage),
             media_ids=media_ids,
             purge_quarantine=purge_quarantine,
+            lock=lock,
             on_item=on_item,
             on_progress=on_progress,
         )
         try:
             sweep.run()
-        except (DatabaseError, StorageUnavailable, OutOfOrder, QuarantineError) as exc:
+        except (DatabaseError, StorageUnavailable, OutOfOrder, QuarantineError, LockLost) as exc:
             result.conditions.add(Status.FAILED)
             result.message = f"the run could not go on: {type(exc).__name__}: {exc}".strip()
             logger.error("Cleanup failed: %s", result.message)
@@ -275,10 +276,12 @@ class Sweep:
         walker,
         media_ids,
         purge_quarantine,
+        lock,
         on_item,
         on_progress,
     ):
         self.result = result
+        self.lock = lock
         self.history = history
         self.dry_run = dry_run
         self.cutoff = (now - min_age).timestamp()
@@ -488,7 +491,7 @@ class Sweep:
     def remove_orphaned_records(self, spill):
         """Delete orphaned rows in batches, then (after each commit) the files only they used."""
         for batch in spill.batches(self.batch_size()):
-            if self.out_of_time():
+            if self.stop_before_batch():
                 return
             pks = [pk for pk, _, _ in batch]
             with transaction.atomic(using=self.using), signals.files_deleted_by_caller():
@@ -507,7 +510,7 @@ class Sweep:
 
     def remove_orphaned_files(self, spill):
         for batch in spill.batches(self.batch_size()):
-            if self.out_of_time():
+            if self.stop_before_batch():
                 return
             self.remove_files(batch)
 
@@ -577,6 +580,11 @@ class Sweep:
     def batch_size(self):
         # With a rate, a batch is at most one second's worth, so pacing stays smooth.
         return max(1, min(PAGE_SIZE, self.rate)) if self.rate else PAGE_SIZE
+
+    def stop_before_batch(self):
+        """Return True when deletion must stop here (time limit); raise if the lock was lost."""
+        self.lock.check()
+        return self.out_of_time()
 
     def out_of_time(self):
         if Status.PARTIAL in self.result.conditions:

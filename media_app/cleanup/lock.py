@@ -20,16 +20,41 @@ logger = logging.getLogger(__name__)
 ADVISORY_LOCK_KEY = int.from_bytes(b"mediacln", "big", signed=True)
 
 
+class LockLost(Exception):
+    """The lock's own database session went away: another run may hold the lock now."""
+
+
+class Held:
+    """The outcome of taking the lock: true when taken; ``check()`` before each step that deletes."""
+
+    def __init__(self, acquired, session=None):
+        self.acquired = acquired
+        self.session = session
+
+    def __bool__(self):
+        return self.acquired
+
+    def check(self):
+        """Raise ``LockLost`` if the session that holds the lock has died since it was taken.
+
+        An advisory lock lives as long as its session: if that session was terminated, or
+        dropped as idle by a proxy or ``idle_session_timeout``, another run can take the lock
+        while this one goes on deleting. A file lock cannot be lost while its process lives.
+        """
+        if self.session is not None and not self.session.is_usable():
+            raise LockLost("the database session holding the sweep's lock was lost; stopped before going on")
+
+
 @contextmanager
 def cleanup_lock(using):
-    """Hold the sweep's lock for the block; yield False at once when another run holds it."""
+    """Hold the sweep's lock for the block; yield a ``Held``, false at once when another run holds it."""
     connection = connections[using]
     if connection.vendor == "postgresql":
-        with _advisory_lock(using) as acquired:
-            yield acquired
+        with _advisory_lock(using) as held:
+            yield held
     else:
         with _file_lock(lock_file_path(connection.settings_dict["NAME"])) as acquired:
-            yield acquired
+            yield Held(acquired)
 
 
 def lock_file_path(database_name):
@@ -49,7 +74,7 @@ def _advisory_lock(using):
         with lock_connection.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
             acquired = cursor.fetchone()[0]
-        yield acquired
+        yield Held(acquired, lock_connection)
     finally:
         try:
             if acquired and lock_connection.is_usable():

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
+from django.core.files.storage import default_storage
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
 from django.db.models import Case, DateTimeField, Value, When
 
@@ -117,7 +118,7 @@ def restore_run(run_id, *, dry_run=False, using=DEFAULT_DB_ALIAS, storage=None):
                     else f"no run {run_id} in the quarantine or the history"
                 )
                 return result
-            Restore(result, quarantine, using=using, dry_run=dry_run).run()
+            Restore(result, quarantine, storage or default_storage, using=using, dry_run=dry_run).run()
         except (DatabaseError, QuarantineError, OSError) as exc:
             result.status = RestoreStatus.FAILED
             result.message = f"the restore could not go on: {type(exc).__name__}: {exc}"
@@ -138,9 +139,11 @@ def restore_run(run_id, *, dry_run=False, using=DEFAULT_DB_ALIAS, storage=None):
 class Restore:
     """One restore: files first (a row never points at a file still in quarantine), then rows."""
 
-    def __init__(self, result, quarantine, *, using, dry_run):
+    def __init__(self, result, quarantine, storage, *, using, dry_run):
         self.result = result
         self.quarantine = quarantine
+        self.storage = storage
+        self.coming_back = set()  # files a dry run would put back: not stored yet
         self.using = using
         self.dry_run = dry_run
 
@@ -159,6 +162,8 @@ class Restore:
         ):
             if outcome == Restored.RESTORED:
                 self.result.restored_files += 1
+                if self.dry_run:
+                    self.coming_back.add(name)
                 logger.info("Restored %r", name)
             else:
                 self.result.skip("file", name, detail)
@@ -178,11 +183,26 @@ class Restore:
                 self.result.skip(
                     "record", entry["file"], f"its owner ({owner} {entry['object_id']}) is still gone"
                 )
+            elif not self.file_is_there(entry["file"]):
+                # Kept by the sweep for a row that shared it, the file went with that row since
+                # (or with the row a first restore brought back): a row must not point at nothing.
+                self.result.skip(
+                    "record", entry["file"], "its file is gone: neither at its path nor in the quarantine"
+                )
             else:
                 rows.append(entry)
         if rows and not self.dry_run:
             self.create_rows(rows)
         self.result.restored_records += len(rows)
+
+    def file_is_there(self, name):
+        """Return True when the row's file is stored at its path (after the files came back)."""
+        if name in self.coming_back:
+            return True
+        try:
+            return bool(name) and self.storage.exists(name)
+        except Exception:  # a name the storage refuses (outside it): treat it as absent
+            return False
 
     def existing_owners(self, entries):
         """Return ``{((app_label, model), object id)}`` of the owners that exist now."""
