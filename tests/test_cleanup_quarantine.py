@@ -1,8 +1,11 @@
 import io
 import json
 import os
+import shutil
+import tempfile
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -300,3 +303,38 @@ def test_a_restore_never_creates_a_row_whose_file_is_gone(how, media_root):
     assert not Media.objects.filter(pk=orphan.pk).exists(), "a row must not come back without its file"
     assert result.status == "partial"
     assert any("its file is gone" in item["reason"] for item in result.skipped_items)
+
+
+@pytest.fixture
+def quarantine_on_another_filesystem(media_root, settings):
+    """A quarantine on /dev/shm (a tmpfs): a move there is a copy then a delete, not a rename."""
+    shm = "/dev/shm"
+    if not os.path.isdir(shm) or os.stat(shm).st_dev == os.stat(media_root).st_dev:
+        pytest.skip(f"{shm} is not a filesystem of its own here")
+    root = tempfile.mkdtemp(dir=shm, prefix="quarantine-")
+    settings.MEDIA_CLEANUP_QUARANTINE_ROOT = root
+    yield Path(root)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_quarantine_on_another_filesystem_copies_then_deletes(media_root, quarantine_on_another_filesystem):
+    owner = factories.tour()
+    factories.media(factories.tour())
+    orphan = factories.media(owner, name="draft.jpg", content=DRAFT)
+    factories.delete_behind_the_orms_back(owner)
+    stray = "uploads/guides/stray.jpg"
+    factories.stray_file(media_root, stray, STRAY)
+
+    result = run_cleanup(now=later())
+
+    assert (result.status, result.deleted_records, result.deleted_files) == ("ok", 1, 2), result.message
+    run_folder = quarantine_on_another_filesystem / result.run_id
+    assert (run_folder / orphan.file.name).read_bytes() == DRAFT
+    assert (run_folder / stray).read_bytes() == STRAY
+    assert not (media_root / orphan.file.name).exists() and not (media_root / stray).exists()
+
+    owner.save(force_insert=True)
+    assert restore_run(result.run_id).status == "ok"
+    assert (media_root / orphan.file.name).read_bytes() == DRAFT
+    assert (media_root / stray).read_bytes() == STRAY
+    assert Media.objects.filter(pk=orphan.pk).exists()

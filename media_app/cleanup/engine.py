@@ -496,11 +496,15 @@ class Sweep:
             pks = [pk for pk, _, _ in batch]
             with transaction.atomic(using=self.using), signals.files_deleted_by_caller():
                 still_orphaned = self.media().filter(pk__in=pks).filter(self.orphaned_condition())
-                gone = {str(pk) for pk in still_orphaned.values_list("pk", flat=True)}
+                if self.quarantine and not self.dry_run:
+                    # One read gives both the re-check and the manifest's row data.
+                    rows = [row_entry(row) for row in still_orphaned.select_related("content_type")]
+                    gone = {row["id"] for row in rows}
+                    if rows:
+                        self.record_in_quarantine(rows)
+                else:
+                    gone = {str(pk) for pk in still_orphaned.values_list("pk", flat=True)}
                 if gone and not self.dry_run:
-                    if self.quarantine:
-                        rows = self.media().filter(pk__in=gone).select_related("content_type")
-                        self.record_in_quarantine([row_entry(row) for row in rows])
                     self.media().filter(pk__in=gone).delete()
             self.result.deleted_records += len(gone)
             for pk in gone:

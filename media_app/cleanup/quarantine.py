@@ -17,6 +17,7 @@ a key prefix outside ``uploads/`` (``MEDIA_CLEANUP_QUARANTINE_PREFIX``), reached
 server-side copy then a batched delete.
 """
 
+import errno
 import json
 import logging
 import os
@@ -46,6 +47,20 @@ class Restored:
     EXISTS = "exists"  # a file is at the original path again: never overwritten
     MISSING = "missing"  # not in the quarantine (a run killed between manifest and move)
     FAILED = "failed"
+
+
+def _move(source, target):
+    """Move a file (or a symlink, as a link): a rename on one filesystem, else copy then delete.
+
+    A rename never follows a symlink and, unlike ``shutil.move``, costs no ``stat`` calls first;
+    the quarantine lies on another filesystem only when it is configured so.
+    """
+    try:
+        os.rename(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        shutil.move(source, target)
 
 
 class FilesystemQuarantine:
@@ -88,19 +103,27 @@ class FilesystemQuarantine:
     def move_in(self, run_id, files):
         """Move each file into the run's quarantine; yield ``(file, outcome, detail)`` as a walker does."""
         emptied = set()
+        made = set()  # target folders made in this batch: one makedirs per folder, not per file
         inside = InsideCheck(self.storage)
+        run_dir = self._run_dir(run_id)
         for stored in files:
             if not (in_uploads(stored.name) and inside(stored.name)):
                 yield stored, Deletion.FAILED, "refused: the path leads outside uploads/"
                 continue
             source = os.path.join(self.media_root, stored.name)
-            target = os.path.join(self._run_dir(run_id), stored.name)
+            target = os.path.join(run_dir, stored.name)
             try:
+                folder = os.path.dirname(target)
+                if folder not in made:
+                    os.makedirs(folder, mode=0o700, exist_ok=True)
+                    made.add(folder)
+                _move(source, target)
+            except FileNotFoundError as exc:
                 if not os.path.lexists(source):
                     yield stored, Deletion.GONE, ""
                     continue
-                os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
-                shutil.move(source, target)  # a rename on one filesystem, else copy then delete
+                yield stored, Deletion.FAILED, f"{type(exc).__name__}: {exc}"
+                continue
             except OSError as exc:
                 yield stored, Deletion.FAILED, f"{type(exc).__name__}: {exc}"
                 continue
