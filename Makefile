@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # A throwaway key so that tests need no .env; they never read one (ENV_FILE is empty).
 TEST_ENV := ENV_FILE= SECRET_KEY=test-only-not-secret CRON_TEST_USER=$(CRON_TEST_USER)
 
-.PHONY: venv demo serve test screenshots system-deps cron-install clean
+.PHONY: venv demo serve test lint screenshots system-deps cron-install clean
 
 venv: $(STAMP)
 
@@ -39,6 +39,11 @@ serve: $(STAMP) .env
 # The small benchmark runs the peer and draws a plot: test needs the bench requirements too.
 test: $(STAMP) $(BENCH_STAMP)
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+# Style (pyproject.toml): .ci/run runs it before the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # Retake the README's screenshots (docs/screenshots/) with the browser tests.
 screenshots: $(STAMP)
