@@ -85,6 +85,7 @@ def bench_size(size, media_root, env, runs=3, sample=5000, log=print):
     dataset.reset()
     manifest = dataset.generate(size, media_root)
     log(f"size {size:,}: generated in {time.perf_counter() - started:.0f} s")
+    settle()
     measurements = defaultdict(list)
     for round_number in range(1, runs + 1):
         for key, args, settings_module in approaches(sample):
@@ -94,9 +95,21 @@ def bench_size(size, media_root, env, runs=3, sample=5000, log=print):
     for run_number in range(1, runs + 1):
         if run_number > 1:
             dataset.replant(manifest, media_root)
+            settle()
         real.append(measure(SWEEP, env, PROJECT_SETTINGS))
         log(f"  real sweep {run_number}/{runs}: {real[-1].wall:.2f} s")
     return SizeResult(manifest, dict(measurements), real)
+
+
+def settle():
+    """Write the data set's dirty pages to disk before measuring.
+
+    Right after a million files are written, the kernel's write-back of them (and of the
+    database's load) competes with whatever runs next, the sweep's listing included (it spills
+    sorted names to temporary files). A nightly sweep meets a settled disk; so does every
+    measurement here.
+    """
+    os.sync()
 
 
 def ensure_database():
