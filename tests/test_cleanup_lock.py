@@ -58,4 +58,7 @@ def test_a_file_lock_is_never_lost():
     if connection.vendor == "postgresql":
         pytest.skip("SQLite only")
     with cleanup_lock("default") as held:
-        held.check()
+        for _ in range(3):
+            held.check()  # raises LockLost if it ever reports the lock gone
+        with cleanup_lock("default") as second:
+            assert held and not second, "the file lock still excludes a second run"
