@@ -13,6 +13,16 @@ class FailingDeleteStorage(FileSystemStorage):
         raise PermissionError(13, "Permission denied (simulated)", name)
 
 
+class FailingExistsStorage(FileSystemStorage):
+    """A local storage that cannot say whether a file exists, as a bucket out of reach cannot.
+
+    It raises what botocore raises there: an error that is not an ``OSError``.
+    """
+
+    def exists(self, name):
+        raise RuntimeError("the storage does not answer (simulated)")
+
+
 class FaultyStorage(FileSystemStorage):
     """A local storage that stalls the sweep at one file, or refuses some deletes, as a test directs.
 

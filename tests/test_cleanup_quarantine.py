@@ -338,3 +338,18 @@ def test_a_quarantine_on_another_filesystem_copies_then_deletes(media_root, quar
     assert (media_root / orphan.file.name).read_bytes() == DRAFT
     assert (media_root / stray).read_bytes() == STRAY
     assert Media.objects.filter(pk=orphan.pk).exists()
+
+
+def test_a_restore_that_cannot_ask_the_storage_fails_and_creates_no_row(media_root, settings):
+    owner = factories.tour()
+    orphan = factories.media(owner)
+    Media.objects.create(content_object=factories.guide(), file=orphan.file.name)  # kept: shared
+    factories.delete_behind_the_orms_back(owner)
+    run_id = run_cleanup(min_age="0").run_id
+    owner.save(force_insert=True)
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "tests.storages.FailingExistsStorage"}}
+
+    result = restore_run(run_id)
+
+    assert result.status == "failed" and "cannot tell whether" in result.message
+    assert not Media.objects.filter(pk=orphan.pk).exists()

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import default_storage
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
 from django.db.models import Case, DateTimeField, Value, When
@@ -21,6 +22,7 @@ from django.db.models import Case, DateTimeField, Value, When
 from ..models import CleanupRun, Media
 from .lock import cleanup_lock
 from .quarantine import QuarantineError, Restored, quarantine_for
+from .walkers import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +121,7 @@ def restore_run(run_id, *, dry_run=False, using=DEFAULT_DB_ALIAS, storage=None):
                 )
                 return result
             Restore(result, quarantine, storage or default_storage, using=using, dry_run=dry_run).run()
-        except (DatabaseError, QuarantineError, OSError) as exc:
+        except (DatabaseError, QuarantineError, StorageUnavailable, OSError) as exc:
             result.status = RestoreStatus.FAILED
             result.message = f"the restore could not go on: {type(exc).__name__}: {exc}"
             logger.error("Restore of run %s failed: %s", run_id, result.message)
@@ -143,7 +145,7 @@ class Restore:
         self.result = result
         self.quarantine = quarantine
         self.storage = storage
-        self.coming_back = set()  # files a dry run would put back: not stored yet
+        self.at_their_path = set()  # files put back (or that a dry run would), or already there
         self.using = using
         self.dry_run = dry_run
 
@@ -162,10 +164,11 @@ class Restore:
         ):
             if outcome == Restored.RESTORED:
                 self.result.restored_files += 1
-                if self.dry_run:
-                    self.coming_back.add(name)
+                self.at_their_path.add(name)
                 logger.info("Restored %r", name)
             else:
+                if outcome == Restored.EXISTS:
+                    self.at_their_path.add(name)
                 self.result.skip("file", name, detail)
 
     def restore_records(self, entries):
@@ -196,13 +199,21 @@ class Restore:
         self.result.restored_records += len(rows)
 
     def file_is_there(self, name):
-        """Return True when the row's file is stored at its path (after the files came back)."""
-        if name in self.coming_back:
+        """Return True when the row's file is stored at its path (after the files came back).
+
+        The storage is asked only about files the run did not quarantine (kept for a row that
+        shared them): the others are known from the files' outcomes, without a request each.
+        """
+        if name in self.at_their_path:
             return True
         try:
             return bool(name) and self.storage.exists(name)
-        except Exception:  # a name the storage refuses (outside it): treat it as absent
+        except SuspiciousFileOperation:  # a name that leads outside the storage: never there
             return False
+        except Exception as exc:  # the storage could not answer (a bucket out of reach): stop
+            raise StorageUnavailable(
+                f"cannot tell whether {name!r} is stored: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def existing_owners(self, entries):
         """Return ``{((app_label, model), object id)}`` of the owners that exist now."""
