@@ -32,12 +32,17 @@ def _get(name):
     return getattr(settings, name, DEFAULTS[name])
 
 
-def min_age() -> timedelta:
-    """Return the grace period; raise ValueError naming the setting when it does not parse."""
+def _duration(name) -> timedelta:
+    """Return a duration setting; raise ValueError naming the setting when it does not parse."""
     try:
-        return parse_duration(_get("MEDIA_CLEANUP_MIN_AGE"))
+        return parse_duration(_get(name))
     except ValueError as exc:
-        raise ValueError(f"MEDIA_CLEANUP_MIN_AGE: {exc}") from None
+        raise ValueError(f"{name}: {exc}") from None
+
+
+def min_age() -> timedelta:
+    """Return the grace period."""
+    return _duration("MEDIA_CLEANUP_MIN_AGE")
 
 
 def max_delete_ratio() -> float:
@@ -75,11 +80,8 @@ def upload_allowed_types() -> set:
 
 
 def alert_after() -> timedelta:
-    """Return how old the last successful run may be; raise ValueError naming the setting."""
-    try:
-        return parse_duration(_get("MEDIA_CLEANUP_ALERT_AFTER"))
-    except ValueError as exc:
-        raise ValueError(f"MEDIA_CLEANUP_ALERT_AFTER: {exc}") from None
+    """Return how old the last successful run may be."""
+    return _duration("MEDIA_CLEANUP_ALERT_AFTER")
 
 
 def log_file() -> Path:
