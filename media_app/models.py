@@ -126,3 +126,28 @@ class CleanupRun(models.Model):
     def run_id(self):
         """The id as ``cleanup_media --json`` prints it (a run row reads like a ``CleanupResult``)."""
         return str(self.pk)
+
+
+class DatabaseIdentity(models.Model):
+    """This database's identity: the id its media storage and quarantine are marked with.
+
+    One row, made the first time it is asked for. It travels with a dump and restore of the
+    database, as it should: the restored database is the same installation.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "database identity"
+        verbose_name_plural = "database identity"
+
+    def __str__(self):
+        return str(self.uuid)
+
+    @classmethod
+    def current(cls, using):
+        """Return this database's identity as a string, making it the first time."""
+        identity, _ = cls.objects.using(using).get_or_create(pk=1)
+        return str(identity.uuid)

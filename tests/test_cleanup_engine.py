@@ -8,6 +8,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone
 
+from media_app.cleanup.binding import MARKER_NAME
 from media_app.cleanup.engine import run_cleanup
 from media_app.cleanup.lock import cleanup_lock
 from media_app.cleanup.walkers import FilesystemWalker, StoredFile
@@ -139,7 +140,7 @@ def test_nothing_outside_uploads_is_touched(backend, outside_dir):
     result = run_cleanup(force=True, now=later())
 
     assert result.files_checked == 0
-    assert backend.names() == before
+    assert backend.names() == sorted([*before, MARKER_NAME]), "only the storage marker is added"
     assert tree(outside_dir) == outside
 
 
@@ -167,13 +168,14 @@ def test_a_dry_run_leaves_even_folders_in_media_root_alone(media_root):
 
 
 @FILESYSTEM_ONLY
-def test_a_real_run_writes_nothing_of_its_own_in_media_root(media_root, live):
+def test_a_real_run_writes_only_the_storage_marker_in_media_root(media_root, live):
     factories.stray_file(media_root, "uploads/tours/stray.jpg")
     before = set(tree(media_root))
 
     run_cleanup()
 
-    assert set(tree(media_root)) == before - {str(media_root / "uploads/tours/stray.jpg")}
+    removed, marker = media_root / "uploads/tours/stray.jpg", media_root / MARKER_NAME
+    assert set(tree(media_root)) == before - {str(removed)} | {str(marker)}
 
 
 def test_dry_run_counts_equal_the_real_runs(backend, live):

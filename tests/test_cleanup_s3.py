@@ -15,6 +15,7 @@ from botocore.config import Config
 from django.core.files.storage import default_storage
 
 from media_app.cleanup import s3
+from media_app.cleanup.binding import MARKER_NAME
 from media_app.cleanup.engine import run_cleanup
 from media_app.cleanup.walkers import Deletion, StoredFile, walker_for
 from media_app.models import Media
@@ -91,8 +92,9 @@ def test_a_sweep_lists_in_pages_of_1000_and_sends_no_request_per_object(s3_backe
     result = run_cleanup(force=True, now=later())
 
     assert (result.status, result.files_checked, result.deleted_files, result.bytes_freed) == ("ok", 5, 5, 10)
-    assert requests.operations() == ["ListObjectsV2", "DeleteObjects"]
-    assert "max-keys=1000" in requests.sent[0][1]
+    # The storage marker is read, then written by this first real run (binding.py).
+    assert requests.operations() == ["GetObject", "ListObjectsV2", "PutObject", "DeleteObjects"]
+    assert "max-keys=1000" in requests.sent[1][1]
 
 
 def test_the_listing_takes_one_page_at_a_time_with_size_and_time_from_it(s3_backend, monkeypatch):
@@ -141,7 +143,7 @@ def test_a_key_the_server_refuses_to_delete_is_one_error_and_the_others_go(s3_ba
 
     assert (result.status, result.exit_code, result.error_count, result.deleted_files) == ("errors", 1, 1, 2)
     assert result.errors == ["uploads/tours/1.jpg: AccessDenied: Access Denied"]
-    assert s3_backend.names() == [strays[1]]
+    assert s3_backend.names() == [MARKER_NAME, strays[1]]
 
 
 def test_throttling_is_retried_by_botocore_and_the_run_ends_ok(s3_backend):
@@ -160,7 +162,12 @@ def test_throttling_is_retried_by_botocore_and_the_run_ends_ok(s3_backend):
     assert (result.status, result.error_count) == ("ok", 0)
     assert (result.deleted_records, result.deleted_files) == (1, 4)
     assert requests.slowed_down == {"ListObjectsV2": 2, "DeleteObjects": 2}
-    assert Counter(requests.operations()) == {"ListObjectsV2": 3, "DeleteObjects": 2 + 2}
+    assert Counter(requests.operations()) == {
+        "GetObject": 1,  # the storage marker, then written once
+        "PutObject": 1,
+        "ListObjectsV2": 3,
+        "DeleteObjects": 2 + 2,
+    }
     assert s3_backend.missing([orphan.file.name, *strays]) == [orphan.file.name, *strays]
 
 
@@ -174,7 +181,7 @@ def test_throttling_past_the_attempts_fails_the_listing_and_deletes_nothing(s3_b
 
     assert result.status == "failed" and result.exit_code == 1
     assert "SlowDown" in result.message
-    assert requests.operations() == ["ListObjectsV2"] * 2
+    assert requests.operations() == ["GetObject"] + ["ListObjectsV2"] * 2
     assert s3_backend.exists(stray)
 
 
@@ -191,12 +198,13 @@ def test_throttled_deletes_past_the_attempts_are_errors_for_their_keys(s3_backen
     assert s3_backend.missing(strays) == []
 
 
-def test_a_missing_bucket_fails_the_run(s3_server, settings):
+def test_a_missing_bucket_refuses_the_run_and_names_the_bucket(s3_server, settings):
     use_storage(settings, s3_server, "no-such-bucket")
 
     result = run_cleanup(force=True)
 
-    assert result.status == "failed" and "NoSuchBucket" in result.message
+    assert (result.status, result.exit_code) == ("refused", 1)
+    assert "s3://no-such-bucket does not exist: is AWS_STORAGE_BUCKET_NAME right?" in result.message
 
 
 def test_a_key_prefix_confines_the_sweep_to_its_own_uploads(s3_backend, s3_server, settings):
@@ -208,7 +216,7 @@ def test_a_key_prefix_confines_the_sweep_to_its_own_uploads(s3_backend, s3_serve
     result = run_cleanup(force=True, now=later())
 
     assert (result.files_checked, result.deleted_files) == (2, 1)
-    assert s3_backend.names() == sorted([foreign, f"media/{live.file.name}"])
+    assert s3_backend.names() == sorted([foreign, f"media/{live.file.name}", f"media/{MARKER_NAME}"])
     assert stray == "uploads/tours/stray.jpg" and not s3_backend.exists(stray)
 
 
@@ -220,7 +228,7 @@ def test_keys_the_storage_could_not_have_written_are_left_alone(s3_backend, capl
     result = run_cleanup(force=True, now=later())
 
     assert (result.files_checked, result.deleted_files, result.status) == (0, 0, "ok")
-    assert s3_backend.names() == sorted(odd_keys)
+    assert s3_backend.names() == sorted([*odd_keys, MARKER_NAME])
     assert len([r for r in caplog.records if "Leaving alone" in r.getMessage()]) == 2
 
 
@@ -247,7 +255,10 @@ def test_the_command_runs_on_s3_by_configuration_alone_with_its_quarantine(s3_ba
     assert (report["status"], report["deleted_records"], report["deleted_files"]) == ("ok", 1, 2)
     assert not Media.objects.filter(pk=orphan.pk).exists()
     quarantine = f"quarantine/{report['run_id']}/"
-    assert [name for name in s3_backend.names() if not name.startswith(quarantine)] == [live.file.name]
+    assert [name for name in s3_backend.names() if not name.startswith(quarantine)] == [
+        MARKER_NAME,
+        live.file.name,
+    ]
     assert s3_backend.quarantined(report["run_id"], stray) == b"stray"
 
 
@@ -261,7 +272,7 @@ def test_quarantine_is_a_server_side_copy_then_one_batched_delete(s3_backend, se
     assert (result.status, result.deleted_files, result.quarantined_bytes) == ("ok", 3, 3 * len(b"stray"))
     operations = requests.operations()
     assert operations.count("CopyObject") == 3 and operations.count("DeleteObjects") == 1
-    assert operations.count("PutObject") == 2, "the run's meta.json and one manifest part"
+    assert operations.count("PutObject") == 3, "the storage marker, the run's meta.json and one manifest part"
     assert all(s3_backend.quarantined(result.run_id, name) == b"stray" for name in strays)
     assert s3_backend.missing(strays) == strays
 

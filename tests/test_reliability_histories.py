@@ -42,6 +42,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from media_app.cleanup.binding import MARKER_NAME
 from media_app.cleanup.engine import run_cleanup
 from media_app.cleanup.restore import restore_run
 from media_app.models import CleanupRun, Media
@@ -423,11 +424,14 @@ class World:
         return tree(self.media_root / "uploads")
 
     def outside_snapshot(self):
+        """Return everything but uploads/, the quarantine and the storage marker (binding.py's own)."""
         uploads, quarantine = str(self.media_root / "uploads"), str(self.quarantine_root)
+        marker = str(self.media_root / MARKER_NAME)
         return {
             path: content
             for path, content in tree(self.root).items()
-            if not any(path == top or path.startswith(top + os.sep) for top in (uploads, quarantine))
+            if path != marker
+            and not any(path == top or path.startswith(top + os.sep) for top in (uploads, quarantine))
         }
 
     @staticmethod

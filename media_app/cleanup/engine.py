@@ -35,6 +35,7 @@ from django.utils import timezone
 from .. import conf, references, signals
 from ..models import CleanupRun, Media
 from ..paths import in_uploads, is_safe_name
+from .binding import Binding, StorageRefused
 from .durations import parse_duration
 from .lock import LockLost, cleanup_lock
 from .quarantine import QuarantineError, quarantine_for
@@ -153,6 +154,10 @@ def run_cleanup(
         )
         try:
             sweep.run()
+        except StorageRefused as exc:
+            result.conditions.add(Status.REFUSED)
+            result.message = f"refused: {exc}."
+            logger.error("Cleanup %s", result.message)
         except (DatabaseError, StorageUnavailable, OutOfOrder, QuarantineError, LockLost) as exc:
             result.conditions.add(Status.FAILED)
             result.message = f"the run could not go on: {type(exc).__name__}: {exc}".strip()
@@ -305,11 +310,17 @@ class Sweep:
         self.removal_started = None
         self.owner_types = []
         self.row_files = 0  # files that go with orphaned rows (for the cap)
+        # Distinct names that live rows reference, and how many of them are stored: a storage
+        # that holds none of them is the wrong one.
+        self.referenced = 0
+        self.referenced_present = 0
         # Names refused as written but pointing into uploads/ once normalised ("uploads//x"):
         # their files count as referenced. Only odd rows land here, so it stays small.
         self.protected = set()
 
     def run(self):
+        binding = Binding(self.storage, self.using)
+        binding.check()
         if conf.quarantine_days() > 0 or self.purge_everything:
             self.quarantine = quarantine_for(self.storage)
         self.owner_types = self.find_owner_types()
@@ -319,8 +330,11 @@ class Sweep:
                 with planned_for_whole_results(self.connection):
                     self.collect(orphaned_rows, orphaned_files)
                 self.report_progress(force=True)
+                binding.check_holds_files(self.referenced, self.referenced_present, conf.cap_min_items())
                 if self.refused_by_cap():
                     return
+                if not (self.dry_run or binding.marked):
+                    binding.claim()
             else:
                 self.collect_selected(orphaned_rows)
             self.remove_orphaned_records(orphaned_rows)
@@ -410,6 +424,9 @@ class Sweep:
                 if number % 4096 == 0:
                     self.report_progress()
                 live_references = reference_count - len(orphan_pks)
+                if live_references > 0:
+                    self.referenced += 1
+                    self.referenced_present += stored is not None
                 if stored is None:
                     if live_references > 0:
                         result.missing_files += live_references

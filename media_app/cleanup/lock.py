@@ -20,6 +20,10 @@ logger = logging.getLogger(__name__)
 ADVISORY_LOCK_KEY = int.from_bytes(b"mediacln", "big", signed=True)
 
 
+class LockHeld(Exception):
+    """Another run holds the lock: the operation was not started."""
+
+
 class LockLost(Exception):
     """The lock's own database session went away: another run may hold the lock now."""
 

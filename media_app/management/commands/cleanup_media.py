@@ -5,8 +5,12 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from media_app import conf
+from media_app.cleanup.binding import StorageRefused, claim_storage
 from media_app.cleanup.durations import parse_duration
 from media_app.cleanup.engine import run_cleanup, summary
+from media_app.cleanup.lock import LockHeld
+from media_app.cleanup.result import EXIT_CODES, Status
+from media_app.cleanup.walkers import StorageUnavailable
 from media_app.models import CleanupRun
 
 
@@ -48,6 +52,12 @@ class Command(BaseCommand):
             help="Purge every quarantined run now (for a full disk).",
         )
         parser.add_argument(
+            "--claim-storage",
+            action="store_true",
+            help="Mark the media storage as this database's (after a move or a restore from backup); "
+            "sweep nothing.",
+        )
+        parser.add_argument(
             "--no-input",
             "--noinput",
             action="store_false",
@@ -64,6 +74,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         verbosity, as_json = options["verbosity"], options["json"]
+        if options["claim_storage"]:
+            return self.claim_storage()
         if options["min_age"] is None:
             try:
                 options["min_age"] = conf.min_age()
@@ -91,6 +103,14 @@ class Command(BaseCommand):
                 f"cleanup {result.status}: {result.message or 'see the errors above'}",
                 returncode=result.exit_code,
             )
+
+    def claim_storage(self):
+        try:
+            self.stdout.write(claim_storage())
+        except LockHeld as exc:
+            raise CommandError(f"storage not claimed: {exc}", returncode=EXIT_CODES[Status.LOCKED]) from None
+        except (StorageRefused, StorageUnavailable) as exc:
+            raise CommandError(f"storage not claimed: {exc}", returncode=EXIT_CODES[Status.REFUSED]) from None
 
     def progress(self, result):
         self.stderr.write(
