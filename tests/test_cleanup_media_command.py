@@ -160,3 +160,21 @@ def test_errors_exit_1_and_each_failure_is_one_log_line(drift, settings, caplog)
     failures = [r for r in caplog.records if r.levelname == "ERROR" and "Could not remove" in r.getMessage()]
     assert len(failures) == 2 and all(r.exc_info is None for r in failures)
     assert drift[1].exists()
+
+
+@pytest.mark.parametrize(
+    "database_url, cause",
+    [
+        ("postgres://postgres@127.0.0.1:1/nowhere", "cannot reach the database: OperationalError"),
+        ("sqlite:////nonexistent-folder/db.sqlite3", "cannot reach the lock: FileNotFoundError"),
+    ],
+)
+def test_an_unreachable_database_still_prints_its_json_and_exits_1(manage_py, database_url, cause):
+    done = manage_py("cleanup_media", "--json", env={"DATABASE_URL": database_url})
+
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    assert report["status"] == "failed" and cause in report["message"]
+    assert "Traceback" not in done.stderr
+    logged = [line for line in done.stderr.splitlines() if "Cleanup failed:" in line]
+    assert len(logged) == 1 and report["message"] in logged[0]

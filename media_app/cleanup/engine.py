@@ -30,6 +30,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, models, tran
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Collate
 from django.db.transaction import TransactionManagementError
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from .. import conf, references, signals
@@ -126,71 +127,110 @@ def run_cleanup(
     history = RunHistory(result, using=using, trigger=trigger, options=options, now=now)
     started = time.monotonic()
     storage = storage or default_storage
-    with cleanup_lock(using) as lock:
-        if not lock:
-            result.conditions.add(Status.LOCKED)
-            result.message = "another cleanup run holds the lock; nothing was done"
-            logger.warning("Cleanup not started: %s", result.message)
-            history.record_locked()
-            return result
-        history.start()
-        sweep = Sweep(
-            result,
-            history=history,
-            dry_run=dry_run,
-            min_age=min_age,
-            force=force,
-            time_limit=time_limit,
-            rate=rate,
-            now=now,
-            using=using,
-            storage=storage,
-            walker=walker or walker_for(storage),
-            media_ids=media_ids,
-            purge_quarantine=purge_quarantine,
-            lock=lock,
-            on_item=on_item,
-            on_progress=on_progress,
-        )
-        try:
-            sweep.run()
-        except StorageRefused as exc:
-            result.conditions.add(Status.REFUSED)
-            result.message = f"refused: {exc}."
-            logger.error("Cleanup %s", result.message)
-        except (DatabaseError, StorageUnavailable, OutOfOrder, QuarantineError, LockLost) as exc:
-            result.conditions.add(Status.FAILED)
-            result.message = f"the run could not go on: {type(exc).__name__}: {exc}".strip()
-            logger.error("Cleanup failed: %s", result.message)
-        except Exception as exc:
-            result.conditions.add(Status.FAILED)
-            result.message = f"unexpected error: {type(exc).__name__}: {exc}"
-            logger.exception("Cleanup failed with an unexpected error")
-        finally:
-            result.duration_seconds = time.monotonic() - started
-            history.finish()
+    try:
+        with cleanup_lock(using) as lock:
+            if not lock:
+                result.conditions.add(Status.LOCKED)
+                result.message = "another cleanup run holds the lock; nothing was done"
+                logger.warning("Cleanup not started: %s", result.message)
+                history.record_locked()
+                return result
+            history.start()
+            sweep = Sweep(
+                result,
+                history=history,
+                dry_run=dry_run,
+                min_age=min_age,
+                force=force,
+                time_limit=time_limit,
+                rate=rate,
+                now=now,
+                using=using,
+                storage=storage,
+                walker=walker or walker_for(storage),
+                media_ids=media_ids,
+                purge_quarantine=purge_quarantine,
+                lock=lock,
+                on_item=on_item,
+                on_progress=on_progress,
+            )
+            try:
+                sweep.run()
+            except StorageRefused as exc:
+                result.conditions.add(Status.REFUSED)
+                result.message = f"refused: {exc}."
+                logger.error("Cleanup %s", result.message)
+            except (DatabaseError, StorageUnavailable, OutOfOrder, QuarantineError, LockLost) as exc:
+                result.conditions.add(Status.FAILED)
+                result.message = f"the run could not go on: {type(exc).__name__}: {one_line(exc)}".strip()
+                logger.error("Cleanup failed: %s", result.message)
+            except Exception as exc:
+                result.conditions.add(Status.FAILED)
+                result.message = f"unexpected error: {type(exc).__name__}: {exc}"
+                logger.exception("Cleanup failed with an unexpected error")
+            finally:
+                result.duration_seconds = time.monotonic() - started
+                history.finish()
+    except (DatabaseError, OSError) as exc:
+        # The lock or the history's first row could not be had: the database (or, for SQLite,
+        # the lock file beside it) is out of reach. Nothing was started.
+        result.conditions.add(Status.FAILED)
+        what = "the database" if isinstance(exc, DatabaseError) else "the lock"
+        result.message = f"cannot reach {what}: {type(exc).__name__}: {one_line(exc)}"
+        result.duration_seconds = time.monotonic() - started
+        logger.error("Cleanup failed: %s", result.message)
+        return result
     logger.info("Cleanup %s", summary(result))
     return result
 
 
+def count(number, noun):
+    """Return ``number`` with ``noun`` in the singular or the plural: "1 file", "2 files"."""
+    return f"{number} {noun}{pluralize(number)}"
+
+
 def summary(result):
-    """Return a one-paragraph account of a run for logs and the terminal."""
-    verb = "would remove" if result.dry_run else "removed"
-    where = (
-        f"{result.quarantined_bytes} bytes to the quarantine, restorable with restore_media {result.run_id}"
-        if result.quarantined_bytes
-        else f"{result.bytes_freed} bytes freed"
+    """Return a one-paragraph account of a run for logs, the terminal and the admin.
+
+    It reads a ``CleanupResult`` or a ``CleanupRun`` row (the same names). A dry run never
+    mentions a restore: it quarantined nothing.
+    """
+    quarantined, freed = count(result.quarantined_bytes, "byte"), count(result.bytes_freed, "byte")
+    if result.dry_run:
+        verb, purged = "would remove", "would purge"
+        where = (
+            f"would move {quarantined} to the quarantine"
+            if result.quarantined_bytes
+            else f"would free {freed}"
+        )
+    elif result.quarantined_bytes:
+        verb, purged = "removed", "purged"
+        where = f"{quarantined} to the quarantine, restorable with restore_media {result.run_id}"
+    else:
+        verb, purged, where = "removed", "purged", f"{freed} freed"
+    found = ", ".join(
+        count(getattr(result, figure), noun)
+        for figure, noun in [
+            ("orphaned_records", "orphaned row"),
+            ("orphaned_files", "orphaned file"),
+            ("missing_files", "missing file"),
+        ]
     )
     text = (
-        f"{result.status}{' (dry run)' if result.dry_run else ''}: checked {result.records_checked} rows "
-        f"and {result.files_checked} files; found {result.orphaned_records} orphaned rows, "
-        f"{result.orphaned_files} orphaned files, {result.missing_files} missing files; "
-        f"{verb} {result.deleted_records} rows and {result.deleted_files} files ({where}); "
-        f"{result.error_count} errors"
+        f"{result.status}{' (dry run)' if result.dry_run else ''}: "
+        f"checked {count(result.records_checked, 'row')} and {count(result.files_checked, 'file')}; "
+        f"found {found}; {verb} {count(result.deleted_records, 'row')} and "
+        f"{count(result.deleted_files, 'file')} ({where}); {count(result.error_count, 'error')}"
     )
     if result.purged_runs:
-        text += f"; purged {result.purged_runs} quarantined runs ({result.purged_bytes} bytes)"
+        runs, size = count(result.purged_runs, "quarantined run"), count(result.purged_bytes, "byte")
+        text += f"; {purged} {runs} ({size})"
     return f"{text}. {result.message}" if result.message else text
+
+
+def one_line(exc):
+    """Return an exception's text on one line (database drivers' messages span several)."""
+    return " ".join(str(exc).split())
 
 
 class RunHistory:
