@@ -7,7 +7,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from .admin_restore import RestorePages
-from .admin_sweep import SweepPages
+from .admin_sweep import SweepPages, readable_duration
 from .cleanup.engine import orphaned_media_condition, run_cleanup
 from .models import CleanupRun, Media
 
@@ -147,11 +147,15 @@ class CleanupRunAdmin(RestorePages, SweepPages, admin.ModelAdmin):
         "deleted_records",
         "deleted_files",
         "error_count",
-        "duration_seconds",
+        "duration",
     ]
     list_filter = ["status", "trigger", "dry_run"]
     change_list_template = "admin/media_app/change_list_with_sweep.html"
     date_hierarchy = "started_at"
+
+    @admin.display(description="duration", ordering="duration_seconds")
+    def duration(self, run):
+        return "—" if run.duration_seconds is None else readable_duration(run.duration_seconds)
 
     @admin.display(description="figures and errors")
     def report(self, run):

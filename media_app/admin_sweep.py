@@ -6,6 +6,7 @@ who may delete media preview or run; only POST starts a run (CSRF-protected by t
 """
 
 import logging
+import socket
 import time
 from datetime import timedelta
 
@@ -21,7 +22,7 @@ from django.views.decorators.http import require_POST
 
 from . import conf
 from .admin_restore import is_restorable
-from .background_runs import start_cleanup_process
+from .background_runs import log_excerpt, process_alive, start_cleanup_process
 from .cleanup.durations import parse_duration
 from .cleanup.engine import summary
 from .cleanup.result import CleanupResult
@@ -29,9 +30,10 @@ from .models import CleanupRun
 
 logger = logging.getLogger(__name__)
 
-# Run ids this browser session started and has not been told the end of, with their start time.
+# Run ids this browser session started and has not been told the end of: [start time, process id].
 SESSION_KEY = "media_cleanup_started_runs"
-# A run whose history row has not appeared by then did not start; its output is in the log.
+# A run whose history row has not appeared by then did not start (even if its process lives on,
+# e.g. on another host); its output is in the log.
 START_TIMEOUT = 60
 REFRESH_SECONDS = 2
 Status = CleanupRun.Status
@@ -120,14 +122,14 @@ class SweepPages:
 
     def start(self, request, *, dry_run, min_age):
         try:
-            run_id = start_cleanup_process(dry_run=dry_run, min_age=min_age)
+            run_id, pid = start_cleanup_process(dry_run=dry_run, min_age=min_age)
         except OSError as exc:
             logger.error("Could not start the cleanup: %s", exc)
             self.message_user(request, f"Could not start the cleanup: {exc}", messages.ERROR)
             return redirect("admin:media_app_cleanuprun_sweep")
         now = time.time()
-        started = {pk: at for pk, at in request.session.get(SESSION_KEY, {}).items() if now - at < 86400}
-        request.session[SESSION_KEY] = {**started, run_id: now}
+        started = {pk: entry for pk, entry in started_runs(request).items() if now - entry[0] < 86400}
+        request.session[SESSION_KEY] = {**started, run_id: [now, pid]}
         return redirect("admin:media_app_cleanuprun_report", run_id=run_id)
 
     def report_view(self, request, run_id):
@@ -137,10 +139,16 @@ class SweepPages:
             raise PermissionDenied
         run_id = str(run_id)
         run = CleanupRun.objects.filter(pk=run_id).first()
-        started = request.session.get(SESSION_KEY, {})
+        started = started_runs(request)
         if run is None and run_id not in started:
             raise Http404("No such cleanup run.")
-        did_not_start = run is None and time.time() - started[run_id] > START_TIMEOUT
+        if run is None:
+            started_at, pid = started[run_id]
+            ended = pid is not None and not process_alive(pid, run_id)
+            did_not_start = ended or time.time() - started_at > START_TIMEOUT
+        else:
+            did_not_start = False
+            run = notice_death(run)
         in_progress = run.status == Status.RUNNING if run is not None else not did_not_start
         if run is not None and run.status != Status.RUNNING and run_id in started:
             self.announce(request, run)
@@ -161,6 +169,10 @@ class SweepPages:
             and request.user.has_perm("media_app.add_media")
             and is_restorable(run_id),
             "log_file": conf.log_file(),
+            "log_excerpt": log_excerpt(run_id) if did_not_start or is_dead(run) else [],
+            "took": readable_duration(run.duration_seconds)
+            if run and run.duration_seconds is not None
+            else "",
         }
         return TemplateResponse(request, "admin/media_app/cleanuprun/report.html", context)
 
@@ -172,6 +184,54 @@ class SweepPages:
         )
         # The history row carries the result's figures under the same names, so summary() reads it.
         self.message_user(request, f"Cleanup {kind} finished: {summary(run)}", level)
+
+
+def started_runs(request):
+    """Return ``{run id: [start time, process id]}`` of the runs this browser session started."""
+    entries = request.session.get(SESSION_KEY, {})
+    # Entries written before process ids were kept hold the start time alone.
+    return {pk: entry if isinstance(entry, list) else [entry, None] for pk, entry in entries.items()}
+
+
+def is_dead(run):
+    """Return True for a run that ended without recording its end."""
+    return run is not None and run.status == Status.INTERRUPTED
+
+
+def notice_death(run):
+    """Mark a ``running`` run of this host whose process is gone as interrupted; return the row.
+
+    Its process was killed or crashed before it could record its end. A run of another host
+    is left to the next sweep, which marks it once it holds the lock.
+    """
+    if run.status != Status.RUNNING or run.host != socket.gethostname():
+        return run
+    if process_alive(run.pid, run.run_id if run.trigger == CleanupRun.Trigger.ADMIN else None):
+        return run
+    message = "its process ended without recording its end (killed, or it crashed); see the log"
+    updated = CleanupRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
+        status=Status.INTERRUPTED, finished_at=timezone.now(), message=message
+    )
+    if updated:
+        logger.warning("Cleanup run %s: %s", run.pk, message)
+    return CleanupRun.objects.get(pk=run.pk)
+
+
+def readable_duration(seconds):
+    """Return a duration as a person reads it: "0.4 s", "12 s", "3 min 5 s", "2 h 10 min", "1 d 3 h"."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    seconds = round(seconds)
+    for unit, size, smaller, smaller_size in (
+        ("d", 86400, "h", 3600),
+        ("h", 3600, "min", 60),
+        ("min", 60, "s", 1),
+    ):
+        if seconds >= size:
+            whole, rest = divmod(seconds, size)
+            rest //= smaller_size
+            return f"{whole} {unit} {rest} {smaller}" if rest else f"{whole} {unit}"
+    return f"{seconds} s"
 
 
 def report_title(run):

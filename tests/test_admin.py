@@ -1,4 +1,7 @@
 import re
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from types import SimpleNamespace
@@ -8,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
+from media_app.admin_sweep import START_TIMEOUT, readable_duration
 from media_app.cleanup.engine import summary
 from media_app.models import CleanupRun, Media
 from tests import factories
@@ -543,3 +547,94 @@ def test_restoring_needs_a_csrf_token(quarantined_run):
 
     assert client.post(reverse("admin:media_app_cleanuprun_restore", args=[run_id])).status_code == 403
     assert not path.exists()
+
+
+# -- runs whose process died -------------------------------------------------------------------
+
+
+def ended_process_id():
+    """Return the id of a process that has ended (and been reaped)."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_a_run_started_from_the_admin_that_dies_before_its_engine_is_reported_at_once(
+    admin_client, background_runs, monkeypatch
+):
+    # The run's own process cannot even load its settings, so it never writes a history row.
+    monkeypatch.setenv("MEDIA_STORAGE", "no-such-storage")
+
+    run_id = run_id_of(admin_client.post(reverse(SWEEP_URL), {"min_age": "1h"}))
+    deadline = time.monotonic() + START_TIMEOUT / 2  # well before the page would give up waiting
+    while "did not start" not in (html := report(admin_client, run_id).content.decode()):
+        assert time.monotonic() < deadline, html
+        time.sleep(0.2)
+
+    assert 'http-equiv="refresh"' not in html
+    assert "no-such-storage" in html.split('id="log-excerpt"')[1], "the run's own output is shown"
+    assert not CleanupRun.objects.filter(pk=run_id).exists()
+
+
+def test_a_running_row_whose_process_is_gone_is_shown_interrupted(admin_client, background_runs):
+    run = history_row(status="running", host=socket.gethostname(), pid=ended_process_id())
+    background_runs.parent.mkdir(parents=True, exist_ok=True)
+    background_runs.write_text(
+        f"2026-11-27T03:00:00+04:00 cleanup_media (admin): starting a run {run.pk}\nKilled\n"
+    )
+
+    html = report(admin_client, run.pk).content.decode()
+
+    run.refresh_from_db()
+    assert run.status == "interrupted" and run.finished_at is not None
+    assert "Status <strong>interrupted</strong>" in html and "ended without recording its end" in html
+    assert "Killed" in html and 'http-equiv="refresh"' not in html
+
+
+def test_a_running_row_whose_process_lives_keeps_running(admin_client, background_runs):
+    run_id = str(uuid.uuid4())
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"--run-id={run_id}"])
+    try:
+        history_row(id=run_id, status="running", host=socket.gethostname(), pid=process.pid)
+
+        html = report(admin_client, run_id).content.decode()
+
+        assert CleanupRun.objects.get(pk=run_id).status == "running"
+        assert "Running since" in html and 'http-equiv="refresh"' in html
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_running_row_of_another_host_is_left_to_the_next_sweep(admin_client):
+    run = history_row(status="running", host="another-host", pid=ended_process_id())
+
+    report(admin_client, run.pk)
+
+    assert CleanupRun.objects.get(pk=run.pk).status == "running"
+
+
+@pytest.mark.parametrize(
+    "seconds, text",
+    [
+        (0.04, "0.0 s"),
+        (0.44, "0.4 s"),
+        (12.4, "12 s"),
+        (185, "3 min 5 s"),
+        (120, "2 min"),
+        (7800, "2 h 10 min"),
+        (97200, "1 d 3 h"),
+    ],
+)
+def test_durations_read_as_a_person_reads_them(seconds, text):
+    assert readable_duration(seconds) == text
+
+
+def test_the_history_and_the_report_show_rounded_durations(admin_client):
+    run = history_row(duration_seconds=185.123456)
+
+    listing = admin_client.get(reverse("admin:media_app_cleanuprun_changelist")).content.decode()
+    page = report(admin_client, run.pk).content.decode()
+
+    assert "3 min 5 s" in listing and "185.12" not in listing
+    assert "took 3 min 5 s" in page
