@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
-BENCH_STAMP := $(VENV)/.installed-bench-requirements
+DEV_STAMP := $(VENV)/.installed-dev-requirements
 # Debian packages some tests need; `make system-deps` installs them (root or sudo).
 # chromium: the browser tests drive Debian's build, never one that Playwright downloads.
 SYSTEM_PACKAGES := cron chromium
@@ -36,17 +36,21 @@ serve: $(STAMP) .env
 	$(PY) manage.py load_demo_data
 	$(PY) manage.py runserver 127.0.0.1:8000
 
-# The small benchmark runs the peer and draws a plot: test needs the bench requirements too.
-test: $(STAMP) $(BENCH_STAMP)
+# The runtime alone for the demo; the tests, the linter and the benchmark need the dev tools too.
+$(DEV_STAMP): requirements-dev.txt requirements.txt | $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+test: $(DEV_STAMP)
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 # Style (pyproject.toml): .ci/run runs it before the tests.
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 # Retake the README's screenshots (docs/screenshots/) with the browser tests.
-screenshots: $(STAMP)
+screenshots: $(DEV_STAMP)
 	$(TEST_ENV) SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest -m browser tests/test_browser.py
 
 system-deps:
@@ -79,10 +83,6 @@ BENCH_PLOT ?= docs/benchmarks-scaling.png
 
 .PHONY: bench
 
-$(BENCH_STAMP): bench/requirements.txt | $(STAMP)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
-	touch $@
-
-bench: $(BENCH_STAMP)
+bench: $(DEV_STAMP)
 	$(TEST_ENV) $(PY) -m bench.run --sizes $(SIZES) --runs $(RUNS) \
 		--database-url $(BENCH_DATABASE_URL) --plot $(BENCH_PLOT) $(BENCH_ARGS)
