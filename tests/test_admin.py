@@ -543,3 +543,12 @@ def test_restoring_needs_a_csrf_token(quarantined_run):
 
     assert client.post(reverse("admin:media_app_cleanuprun_restore", args=[run_id])).status_code == 403
     assert not path.exists()
+
+
+@pytest.mark.parametrize("min_age", ["99999999999d", "3651d"])
+def test_a_grace_period_beyond_ten_years_is_refused_on_the_form(admin_client, min_age):
+    response = admin_client.post(reverse(SWEEP_URL), {"min_age": min_age})
+
+    assert response.status_code == 200
+    assert "at most 3650d (ten years)" in response.content.decode()
+    assert not CleanupRun.objects.exists()

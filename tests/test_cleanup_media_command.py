@@ -160,3 +160,22 @@ def test_errors_exit_1_and_each_failure_is_one_log_line(drift, settings, caplog)
     failures = [r for r in caplog.records if r.levelname == "ERROR" and "Could not remove" in r.getMessage()]
     assert len(failures) == 2 and all(r.exc_info is None for r in failures)
     assert drift[1].exists()
+
+
+@pytest.mark.parametrize("option", ["--min-age", "--time-limit"])
+@pytest.mark.parametrize("value", ["999999999d", "99999999999d", "9" * 5000])
+def test_a_duration_beyond_ten_years_is_a_usage_error(option, value):
+    with pytest.raises(CommandError, match=rf"{option}: invalid duration .*: at most 3650d"):
+        call_command("cleanup_media", option, value)
+
+    assert not CleanupRun.objects.exists()
+
+
+def test_a_duration_beyond_ten_years_exits_2_in_a_real_process(manage_py):
+    result = manage_py("cleanup_media", "--min-age", "999999999d")
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].endswith(
+        "argument --min-age: invalid duration '999999999d': at most 3650d (ten years)"
+    )
+    assert "Traceback" not in result.stderr
