@@ -217,7 +217,3 @@ CRONTAB_COMMENT = f"cleanup_media of {BASE_DIR}"
 # No variables on the line: settings.py reads <project>/.env itself, and secrets stay out of
 # the crontab. The shell opens the log before the job starts, so its folder must exist.
 CRONTAB_COMMAND_SUFFIX = f">> {shlex.quote(str(MEDIA_CLEANUP_LOG_FILE))} 2>&1"
-try:
-    Path(MEDIA_CLEANUP_LOG_FILE).parent.mkdir(parents=True, exist_ok=True)
-except OSError:
-    pass  # a server without write access there; `check --deploy` reports it (media_app.W004)
