@@ -7,6 +7,7 @@ takes its default. Nothing here imports Django's setup, so that the settings mod
 while it loads.
 """
 
+import hashlib
 import io
 import math
 import os
@@ -26,6 +27,9 @@ TRUE = ("true", "yes", "on", "1")
 FALSE = ("false", "no", "off", "0")
 DATABASE_KINDS = {"django.db.backends.sqlite3": "sqlite", "django.db.backends.postgresql": "postgresql"}
 DATABASE_EXAMPLE = "sqlite:////srv/tours/db.sqlite3 or postgres://user:password@host:5432/name"
+# Hosts that mean "this machine" (a path is PostgreSQL's socket folder on it).
+LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
+POSTGRESQL_PORT = 5432
 SHOWN_CHARACTERS = 80
 REDACTED = "***"
 # The password of scheme://user:password@host; percent-encoding keeps "/", "?" and "#" out of it.
@@ -290,3 +294,26 @@ class Env:
                 name, value, "an absolute path to the SQLite file, such as sqlite:////srv/tours/db.sqlite3"
             )
         return database
+
+
+def database_label(database, project_folder):
+    """Return a folder name that tells databases apart, stable and safe in a file system.
+
+    ``sqlite-db`` for ``<project>/db.sqlite3`` (a file elsewhere adds a hash of its path),
+    ``postgresql-NAME`` on this machine's default port (another server adds its host and port).
+    """
+    kind = DATABASE_KINDS[database["ENGINE"]]
+    if kind == "sqlite":
+        path = Path(database["NAME"])
+        label = f"sqlite-{path.stem}"
+        if path.parent != Path(project_folder):
+            label += "-" + hashlib.sha256(str(path).encode()).hexdigest()[:8]
+    else:
+        host = str(database.get("HOST") or database.get("OPTIONS", {}).get("host", ""))
+        port = int(database.get("PORT") or POSTGRESQL_PORT)
+        label = f"postgresql-{database['NAME']}"
+        if host not in LOCAL_HOSTS and not host.startswith("/"):
+            label += f"-{host}-{port}"
+        elif port != POSTGRESQL_PORT:
+            label += f"-{port}"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", label)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from media_app.paths import UPLOADS_PREFIX
 from media_app.upload_types import EXTENSIONS
-from mediaproject.environment import Env, SettingError, is_host, is_origin, refusal
+from mediaproject.environment import Env, SettingError, database_label, is_host, is_origin, refusal
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -115,7 +115,13 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "var" / "static", example="/srv/tours/static")
 
-MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media", example="/srv/tours/media")
+# Each database gets its own folder by default, so that two databases tried from one checkout
+# (SQLite, then PostgreSQL) never see each other's files as orphans.
+MEDIA_ROOT = env.path(
+    "MEDIA_ROOT",
+    default=BASE_DIR / "media" / database_label(DATABASES["default"], BASE_DIR),
+    example="/srv/tours/media",
+)
 MEDIA_URL = env.url_prefix("MEDIA_URL", default="/media/", example="/media/")
 
 # Where uploads live: "filesystem" (MEDIA_ROOT) or "s3" (a bucket of AWS S3 or of any

@@ -3,6 +3,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -76,7 +77,7 @@ def test_defaults_are_tbilisi_time_sqlite_and_media_in_the_project():
     assert zone == "Asia/Tbilisi"
     assert debug == "False"
     assert engine == "django.db.backends.sqlite3"
-    assert media_root == str(settings.BASE_DIR / "media")
+    assert media_root == str(settings.BASE_DIR / "media" / "sqlite-db")
 
 
 def test_debug_on_needs_no_key_and_database_url_switches_to_postgresql():
@@ -435,6 +436,48 @@ def test_an_empty_variable_takes_the_default():
     )
 
     assert values == {"DEBUG": False, "MEDIA_CLEANUP_MAX_DELETE_RATIO": 0.5}
+
+
+# -- each database its own media folder by default --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "folder"),
+    [
+        ("postgres://postgres@127.0.0.1:5432/postgres", "postgresql-postgres"),
+        ("postgresql://tours:secret@localhost/tours", "postgresql-tours"),
+        ("pgsql://tours@127.0.0.1:5433/tours", "postgresql-tours-5433"),
+        ("postgres://tours@db.example.ge:5432/tours", "postgresql-tours-db.example.ge-5432"),
+        ("postgres://tours@/tours?host=/var/run/postgresql", "postgresql-tours"),
+    ],
+)
+def test_media_root_defaults_to_a_folder_of_the_database(url, folder):
+    values = settings_values("MEDIA_ROOT", SECRET_KEY="k", DATABASE_URL=url)
+
+    assert values["MEDIA_ROOT"] == str(settings.BASE_DIR / "media" / folder)
+
+
+def test_two_sqlite_files_of_one_name_get_two_media_folders(tmp_path):
+    first, second = (
+        settings_values(
+            "MEDIA_ROOT", SECRET_KEY="k", DATABASE_URL=f"sqlite:///{tmp_path / folder / 'db.sqlite3'}"
+        )
+        for folder in ("a", "b")
+    )
+
+    assert first != second
+    assert Path(first["MEDIA_ROOT"]).name.startswith("sqlite-db-")
+
+
+def test_an_explicit_media_root_wins_over_the_folder_of_the_database():
+    values = settings_values(
+        "MEDIA_ROOT",
+        SECRET_KEY="k",
+        DATABASE_URL="postgres://postgres@127.0.0.1/postgres",
+        MEDIA_ROOT="/srv/media",
+    )
+
+    assert values["MEDIA_ROOT"] == "/srv/media"
 
 
 def test_the_example_env_file_loads_as_it_is():
