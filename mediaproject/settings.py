@@ -43,6 +43,17 @@ CSRF_TRUSTED_ORIGINS = env.list(
     accepts="origins separated by commas, each with its scheme, such as https://media.example.ge",
 )
 
+# Production switches (all off by default, for local HTTP): with them set behind HTTPS,
+# `manage.py check --deploy` has no security warning left.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0, minimum=0, example=31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Behind a proxy that ends TLS: the header it sets and the value that means HTTPS.
+SECURE_PROXY_SSL_HEADER = env.proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

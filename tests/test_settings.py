@@ -218,6 +218,9 @@ BAD_SETTINGS = [
     ("MEDIA_CLEANUP_QUARANTINE_DAYS", "-3"),
     ("MEDIA_UPLOAD_MAX_BYTES", "0"),
     ("DEBUG", "maybe"),
+    ("SECURE_SSL_REDIRECT", "enabled"),
+    ("SECURE_HSTS_SECONDS", "-1"),
+    ("SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto"),
     ("MEDIA_CLEANUP_MIN_AGE", "999999999d"),
     ("MEDIA_CLEANUP_MIN_AGE", "9" * 5000),
     ("MEDIA_CLEANUP_MIN_AGE", "a day"),
@@ -353,7 +356,11 @@ def settings_values(*names, **env):
     + [("off", False), ("False", False), ("no", False), ("0", False), (" off ", False)],
 )
 def test_booleans_take_the_usual_spellings(word, expected):
-    assert settings_values("DEBUG", SECRET_KEY="k", DEBUG=word) == {"DEBUG": expected}
+    values = settings_values(
+        "DEBUG", "SESSION_COOKIE_SECURE", SECRET_KEY="k", DEBUG=word, SESSION_COOKIE_SECURE=word
+    )
+
+    assert values == {"DEBUG": expected, "SESSION_COOKIE_SECURE": expected}
 
 
 def test_good_values_load_as_written():
@@ -367,6 +374,7 @@ def test_good_values_load_as_written():
         "LOG_LEVEL",
         "MEDIA_STORAGE",
         "CSRF_TRUSTED_ORIGINS",
+        "SECURE_PROXY_SSL_HEADER",
         SECRET_KEY="k",
         TIME_ZONE="UTC",
         MEDIA_CLEANUP_MAX_DELETE_RATIO="1",
@@ -377,6 +385,7 @@ def test_good_values_load_as_written():
         LOG_LEVEL="info",
         MEDIA_STORAGE="Filesystem",
         CSRF_TRUSTED_ORIGINS="https://media.example.ge,https://*.example.ge",
+        SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https",
     )
 
     assert values == {
@@ -389,6 +398,7 @@ def test_good_values_load_as_written():
         "LOG_LEVEL": "INFO",
         "MEDIA_STORAGE": "filesystem",
         "CSRF_TRUSTED_ORIGINS": ["https://media.example.ge", "https://*.example.ge"],
+        "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"],
     }
 
 
@@ -405,6 +415,9 @@ def test_the_sweeps_defaults_are_read_from_the_settings_alone():
         "MEDIA_UPLOAD_ALLOWED_TYPES",
         "MEDIA_CLEANUP_ALERT_AFTER",
         "CRONTAB_EXECUTABLE",
+        "SECURE_SSL_REDIRECT",
+        "SECURE_HSTS_SECONDS",
+        "SECURE_PROXY_SSL_HEADER",
     )
 
     values = settings_values(*names, SECRET_KEY="k")
@@ -427,6 +440,9 @@ def test_the_sweeps_defaults_are_read_from_the_settings_alone():
         ],
         "MEDIA_CLEANUP_ALERT_AFTER": "2d",
         "CRONTAB_EXECUTABLE": "/usr/bin/crontab",
+        "SECURE_SSL_REDIRECT": False,
+        "SECURE_HSTS_SECONDS": 0,
+        "SECURE_PROXY_SSL_HEADER": None,
     }
 
 
@@ -478,6 +494,40 @@ def test_an_explicit_media_root_wins_over_the_folder_of_the_database():
     )
 
     assert values["MEDIA_ROOT"] == "/srv/media"
+
+
+# -- production switches ----------------------------------------------------------------------
+
+PRODUCTION = {
+    "SECRET_KEY": "x7-Qk2vP9mZ_a4Lr8NwT3yB6cE1hJ5uD0fG-sKoViXqRtYp2Wn",
+    "DEBUG": "off",
+    "ALLOWED_HOSTS": "media.example.ge",
+}
+SWITCHES = {
+    "SECURE_SSL_REDIRECT": "on",
+    "SESSION_COOKIE_SECURE": "on",
+    "CSRF_COOKIE_SECURE": "on",
+    "SECURE_HSTS_SECONDS": "31536000",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "on",
+    "SECURE_HSTS_PRELOAD": "on",
+    "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
+}
+
+
+def test_the_production_switches_leave_no_security_warning():
+    result = manage(
+        "check", "--deploy", "--tag", "security", "--fail-level", "WARNING", **PRODUCTION, **SWITCHES
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_without_the_switches_the_security_warnings_are_there():
+    result = manage("check", "--deploy", "--tag", "security", **PRODUCTION)
+
+    for warning in ("W004", "W008", "W012", "W016"):
+        assert f"security.{warning}" in result.stderr
 
 
 def test_the_example_env_file_loads_as_it_is():
