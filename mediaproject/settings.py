@@ -54,6 +54,9 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 # Behind a proxy that ends TLS: the header it sets and the value that means HTTPS.
 SECURE_PROXY_SSL_HEADER = env.proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
 
+# Error pages and reports (DEBUG's and mail_admins') never show a password.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "mediaproject.error_reports.RedactingExceptionReporterFilter"
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
