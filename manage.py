@@ -6,11 +6,17 @@ import sys
 
 
 def main():
-    """Run administrative tasks."""
+    """Run administrative tasks; a setting the project cannot use ends them in one line, status 2."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mediaproject.settings")
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    from mediaproject.environment import SettingError
+
+    try:
+        execute_from_command_line(sys.argv)
+    except SettingError as exc:
+        sys.stderr.write(f"{exc}\n")
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
-"""The sweep's settings, with their defaults; read at call time so that tests can override them.
+"""The app's settings, read at call time so that tests can override them.
 
-The values come from the environment through ``mediaproject/settings.py``.
+Their defaults live in one place, ``mediaproject/settings.py``, which reads and checks them
+from the environment; this module only reads ``django.conf.settings``.
 """
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,31 +11,16 @@ from django.conf import settings
 
 from .cleanup.durations import parse_duration
 
-DEFAULTS = {
-    "MEDIA_CLEANUP_MIN_AGE": "24h",
-    "MEDIA_CLEANUP_MAX_DELETE_RATIO": 0.5,
-    "MEDIA_CLEANUP_CAP_MIN_ITEMS": 10,
-    "MEDIA_CLEANUP_HISTORY_DAYS": 90,
-    "MEDIA_CLEANUP_QUARANTINE_DAYS": 7,
-    "MEDIA_CLEANUP_QUARANTINE_ROOT": None,  # <project>/var/quarantine, set in settings.py
-    "MEDIA_CLEANUP_QUARANTINE_PREFIX": "quarantine/",
-    "MEDIA_UPLOAD_MAX_BYTES": 10 * 1024 * 1024,
-    "MEDIA_UPLOAD_ALLOWED_TYPES": ["image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf"],
-    "MEDIA_CLEANUP_ALERT_AFTER": "2d",
-    "MEDIA_CLEANUP_LOG_FILE": None,  # settings.py sets <project>/var/log/cleanup_media.log
-    "CRONJOBS": [],
-    "CRONTAB_EXECUTABLE": "/usr/bin/crontab",  # django-crontab's default
-}
 
-
-def _get(name):
-    return getattr(settings, name, DEFAULTS[name])
+def _setting(name):
+    """Return the setting ``name``."""
+    return getattr(settings, name)
 
 
 def _duration(name) -> timedelta:
     """Return a duration setting; raise ValueError naming the setting when it does not parse."""
     try:
-        return parse_duration(_get(name))
+        return parse_duration(_setting(name))
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from None
 
@@ -46,37 +31,43 @@ def min_age() -> timedelta:
 
 
 def max_delete_ratio() -> float:
-    return float(_get("MEDIA_CLEANUP_MAX_DELETE_RATIO"))
+    """Return the largest share of the files or of the rows that a run may delete."""
+    return float(_setting("MEDIA_CLEANUP_MAX_DELETE_RATIO"))
 
 
 def cap_min_items() -> int:
-    return int(_get("MEDIA_CLEANUP_CAP_MIN_ITEMS"))
+    """Return how many items a run may always delete, whatever their share."""
+    return int(_setting("MEDIA_CLEANUP_CAP_MIN_ITEMS"))
 
 
 def history_days() -> int:
-    return int(_get("MEDIA_CLEANUP_HISTORY_DAYS"))
+    """Return how many days the run history is kept."""
+    return int(_setting("MEDIA_CLEANUP_HISTORY_DAYS"))
 
 
 def quarantine_days() -> int:
     """Return how long removed files stay in the quarantine; 0 deletes them at once."""
-    return int(_get("MEDIA_CLEANUP_QUARANTINE_DAYS"))
+    return int(_setting("MEDIA_CLEANUP_QUARANTINE_DAYS"))
 
 
-def quarantine_root():
-    return str(_get("MEDIA_CLEANUP_QUARANTINE_ROOT") or os.path.join(settings.BASE_DIR, "var", "quarantine"))
+def quarantine_root() -> str:
+    """Return the quarantine's folder on local storage."""
+    return str(_setting("MEDIA_CLEANUP_QUARANTINE_ROOT"))
 
 
-def quarantine_prefix():
+def quarantine_prefix() -> str:
     """Return the quarantine's key prefix on object storage, ending with a slash."""
-    return str(_get("MEDIA_CLEANUP_QUARANTINE_PREFIX")).strip("/") + "/"
+    return str(_setting("MEDIA_CLEANUP_QUARANTINE_PREFIX")).strip("/") + "/"
 
 
 def upload_max_bytes() -> int:
-    return int(_get("MEDIA_UPLOAD_MAX_BYTES"))
+    """Return the size of the largest upload accepted, in bytes."""
+    return int(_setting("MEDIA_UPLOAD_MAX_BYTES"))
 
 
 def upload_allowed_types() -> set:
-    return set(_get("MEDIA_UPLOAD_ALLOWED_TYPES"))
+    """Return the MIME types an upload may be."""
+    return set(_setting("MEDIA_UPLOAD_ALLOWED_TYPES"))
 
 
 def alert_after() -> timedelta:
@@ -86,15 +77,14 @@ def alert_after() -> timedelta:
 
 def log_file() -> Path:
     """Return the file that the cron job and the admin's runs append their output to."""
-    configured = _get("MEDIA_CLEANUP_LOG_FILE")
-    return Path(configured) if configured else Path(settings.BASE_DIR) / "var" / "log" / "cleanup_media.log"
+    return Path(_setting("MEDIA_CLEANUP_LOG_FILE"))
 
 
 def cron_jobs() -> list:
     """Return django-crontab's job definitions (``CRONJOBS``)."""
-    return list(_get("CRONJOBS"))
+    return list(_setting("CRONJOBS"))
 
 
 def crontab_executable() -> str:
     """Return the crontab command django-crontab runs, e.g. ``crontab`` or ``crontab -u USER``."""
-    return _get("CRONTAB_EXECUTABLE")
+    return _setting("CRONTAB_EXECUTABLE")

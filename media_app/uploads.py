@@ -14,17 +14,9 @@ from django.utils.deconstruct import deconstructible
 from PIL import Image, UnidentifiedImageError
 
 from . import conf
+from .upload_types import EXTENSIONS
 
 PDF_MAGIC = b"%PDF-"
-# Extensions accepted for each type; anything else (.html, .svg, .exe...) is refused even
-# when the content would pass, so that a web server never serves a polyglot as something else.
-EXTENSIONS = {
-    "image/jpeg": {".jpg", ".jpeg"},
-    "image/png": {".png"},
-    "image/gif": {".gif"},
-    "image/webp": {".webp"},
-    "application/pdf": {".pdf"},
-}
 
 
 def detect_type(file):

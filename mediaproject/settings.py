@@ -1,35 +1,61 @@
 """Settings for the tour-media project, read from the environment and an optional ``.env``.
 
-Every variable is documented in ``.env.example`` and the README. The environment wins
-over ``.env``; ``ENV_FILE`` names another file (an empty value reads none).
+Every variable is documented in ``.env.example`` and the README, and checked as it is read
+(``mediaproject/environment.py``): a value the project cannot use stops every command and the
+web server at once, in one line. The environment wins over ``.env``; ``ENV_FILE`` names another
+file (an empty value reads none). An unset or empty variable takes the default written here,
+the one place for defaults (``media_app/conf.py`` reads these settings).
 """
 
 import shlex
 from pathlib import Path
 
-import environ
-from django.core.exceptions import ImproperlyConfigured
+from media_app.paths import UPLOADS_PREFIX
+from media_app.upload_types import EXTENSIONS
+from mediaproject.environment import Env, SettingError, database_label, is_host, is_origin, refusal
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
-ENV_FILE = env.str("ENV_FILE", default=str(BASE_DIR / ".env"))
-if ENV_FILE and Path(ENV_FILE).is_file():
-    environ.Env.read_env(ENV_FILE)
+env = Env()
+ENV_FILE = env.read_env_file("ENV_FILE", default=BASE_DIR / ".env")
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env.str("SECRET_KEY", default="")
+SECRET_KEY = env.str("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured(
+        raise SettingError(
             "SECRET_KEY is not set. Set it in the environment or in .env "
             "(`make demo` or `make serve` writes a local .env with a generated key), "
             "or set DEBUG=on for local development."
         )
     SECRET_KEY = "insecure-development-key-debug-only"
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS",
+    default=["localhost", "127.0.0.1", "[::1]"],
+    valid=is_host,
+    accepts="host names separated by commas, without scheme or path, such as media.example.ge",
+)
+CSRF_TRUSTED_ORIGINS = env.list(
+    "CSRF_TRUSTED_ORIGINS",
+    default=[],
+    valid=is_origin,
+    accepts="origins separated by commas, each with its scheme, such as https://media.example.ge",
+)
+
+# Production switches (all off by default, for local HTTP): with them set behind HTTPS,
+# `manage.py check --deploy` has no security warning left.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0, minimum=0, example=31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Behind a proxy that ends TLS: the header it sets and the value that means HTTPS.
+SECURE_PROXY_SSL_HEADER = env.proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
+
+# Error pages and reports (DEBUG's and mail_admins') never show a password.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "mediaproject.error_reports.RedactingExceptionReporterFilter"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -96,19 +122,25 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-us"
 # The IANA name is Asia/Tbilisi; "Europe/Tbilisi" does not exist.
-TIME_ZONE = env.str("TIME_ZONE", default="Asia/Tbilisi")
+TIME_ZONE = env.time_zone("TIME_ZONE", default="Asia/Tbilisi")
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "var" / "static")
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "var" / "static", example="/srv/tours/static")
 
-MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
-MEDIA_URL = env.str("MEDIA_URL", default="/media/")
+# Each database gets its own folder by default, so that two databases tried from one checkout
+# (SQLite, then PostgreSQL) never see each other's files as orphans.
+MEDIA_ROOT = env.path(
+    "MEDIA_ROOT",
+    default=BASE_DIR / "media" / database_label(DATABASES["default"], BASE_DIR),
+    example="/srv/tours/media",
+)
+MEDIA_URL = env.url_prefix("MEDIA_URL", default="/media/", example="/media/")
 
 # Where uploads live: "filesystem" (MEDIA_ROOT) or "s3" (a bucket of AWS S3 or of any
 # S3-compatible server, through django-storages). Nothing else changes between the two.
-MEDIA_STORAGE = env.str("MEDIA_STORAGE", default="filesystem")
+MEDIA_STORAGE = env.choice("MEDIA_STORAGE", default="filesystem", choices=("filesystem", "s3"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -116,24 +148,25 @@ STORAGES = {
 if MEDIA_STORAGE == "s3":
     from botocore.config import Config
 
-    AWS_RETRY_MODE = env.str("AWS_RETRY_MODE", default="standard")
-    AWS_MAX_ATTEMPTS = env.int("AWS_MAX_ATTEMPTS", default=10)
-    if AWS_RETRY_MODE not in ("standard", "adaptive"):
-        raise ImproperlyConfigured(f"AWS_RETRY_MODE is {AWS_RETRY_MODE!r}: use standard or adaptive.")
-    if AWS_MAX_ATTEMPTS < 1:
-        raise ImproperlyConfigured("AWS_MAX_ATTEMPTS counts the first try too: use 1 or more.")
-    if not env.str("AWS_STORAGE_BUCKET_NAME", default=""):
-        raise ImproperlyConfigured("MEDIA_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME, the bucket's name.")
+    AWS_RETRY_MODE = env.choice("AWS_RETRY_MODE", default="standard", choices=("standard", "adaptive"))
+    # Attempts per request, the first included.
+    AWS_MAX_ATTEMPTS = env.int("AWS_MAX_ATTEMPTS", default=10, minimum=1, example=10)
+    AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME")
+    if not AWS_STORAGE_BUCKET_NAME:
+        raise SettingError("MEDIA_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME, the bucket's name.")
+    AWS_LOCATION = env.str("AWS_LOCATION")
+    if AWS_LOCATION.startswith("/"):
+        raise refusal("AWS_LOCATION", AWS_LOCATION, "a key prefix without a leading '/', such as media")
     STORAGES["default"] = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
-            "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
-            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env.url("AWS_S3_ENDPOINT_URL", default=None, example="https://s3.example.ge"),
             # Unset keys leave boto3 to its own chain (instance role, ~/.aws, ...).
-            "access_key": env.str("AWS_ACCESS_KEY_ID", default="") or None,
-            "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
-            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
-            "location": env.str("AWS_LOCATION", default=""),
+            "access_key": env.str("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": env.str("AWS_SECRET_ACCESS_KEY") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME") or None,
+            "location": AWS_LOCATION,
             # Private objects: no ACL is sent, so objects take the bucket's default (private on
             # AWS); a canned "private" ACL would be refused by buckets with ACLs disabled, AWS's
             # default since 2023. Links are signed and expire.
@@ -146,13 +179,18 @@ if MEDIA_STORAGE == "s3":
             # style goes in here too.
             "client_config": Config(
                 retries={"mode": AWS_RETRY_MODE, "total_max_attempts": AWS_MAX_ATTEMPTS},
-                s3={"addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default="") or None},
+                s3={
+                    "addressing_style": env.choice(
+                        "AWS_S3_ADDRESSING_STYLE", default=None, choices=("auto", "virtual", "path")
+                    )
+                },
             ),
         },
     }
-elif MEDIA_STORAGE != "filesystem":
-    raise ImproperlyConfigured(f"MEDIA_STORAGE is {MEDIA_STORAGE!r}: use filesystem (the default) or s3.")
 
+LOG_LEVEL = env.choice(
+    "LOG_LEVEL", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -162,32 +200,40 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "line"},
     },
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
 
 # The cleanup sweep (`manage.py cleanup_media`); see media_app/conf.py for how they are used.
 # Grace period: files younger than this are never removed as orphans (0, 3600, 90s, 30m, 6h, 2d).
-MEDIA_CLEANUP_MIN_AGE = env.str("MEDIA_CLEANUP_MIN_AGE", default="24h")
+MEDIA_CLEANUP_MIN_AGE = env.duration("MEDIA_CLEANUP_MIN_AGE", default="24h", allow_zero=True)
 # Safety cap: refuse a run that would delete more than this share of the files or of the rows...
-MEDIA_CLEANUP_MAX_DELETE_RATIO = env.float("MEDIA_CLEANUP_MAX_DELETE_RATIO", default=0.5)
+MEDIA_CLEANUP_MAX_DELETE_RATIO = env.float(
+    "MEDIA_CLEANUP_MAX_DELETE_RATIO", default=0.5, minimum=0, maximum=1, example=0.5
+)
 # ...and more than this many items of that kind.
-MEDIA_CLEANUP_CAP_MIN_ITEMS = env.int("MEDIA_CLEANUP_CAP_MIN_ITEMS", default=10)
+MEDIA_CLEANUP_CAP_MIN_ITEMS = env.int("MEDIA_CLEANUP_CAP_MIN_ITEMS", default=10, minimum=0, example=10)
 # Run history older than this many days is purged by the sweep.
-MEDIA_CLEANUP_HISTORY_DAYS = env.int("MEDIA_CLEANUP_HISTORY_DAYS", default=90)
+MEDIA_CLEANUP_HISTORY_DAYS = env.int("MEDIA_CLEANUP_HISTORY_DAYS", default=90, minimum=0, example=90)
 # Quarantine: a real sweep moves what it removes there, for this many days (0: delete at once)...
-MEDIA_CLEANUP_QUARANTINE_DAYS = env.int("MEDIA_CLEANUP_QUARANTINE_DAYS", default=7)
+MEDIA_CLEANUP_QUARANTINE_DAYS = env.int("MEDIA_CLEANUP_QUARANTINE_DAYS", default=7, minimum=0, example=7)
 # ...into this folder, outside MEDIA_ROOT and never served (local files), or under this key
 # prefix, outside uploads/ and private (S3).
-MEDIA_CLEANUP_QUARANTINE_PREFIX = env.str("MEDIA_CLEANUP_QUARANTINE_PREFIX", default="quarantine/")
+MEDIA_CLEANUP_QUARANTINE_PREFIX = env.key_prefix(
+    "MEDIA_CLEANUP_QUARANTINE_PREFIX", default="quarantine/", outside=UPLOADS_PREFIX
+)
 MEDIA_CLEANUP_QUARANTINE_ROOT = env.path(
-    "MEDIA_CLEANUP_QUARANTINE_ROOT", default=BASE_DIR / "var" / "quarantine"
+    "MEDIA_CLEANUP_QUARANTINE_ROOT", default=BASE_DIR / "var" / "quarantine", example="/srv/tours/quarantine"
 )
 
 # Uploads: the largest file accepted, in bytes, and the types accepted (told by content).
-MEDIA_UPLOAD_MAX_BYTES = env.int("MEDIA_UPLOAD_MAX_BYTES", default=10 * 1024 * 1024)
+MEDIA_UPLOAD_MAX_BYTES = env.int(
+    "MEDIA_UPLOAD_MAX_BYTES", default=10 * 1024 * 1024, minimum=1, example=10485760
+)
 MEDIA_UPLOAD_ALLOWED_TYPES = env.list(
     "MEDIA_UPLOAD_ALLOWED_TYPES",
-    default=["image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf"],
+    default=EXTENSIONS,
+    valid=EXTENSIONS.__contains__,
+    accepts=f"types separated by commas, among {', '.join(EXTENSIONS)}",
 )
 
 # The schedule: django-crontab writes one crontab line per CRONJOBS entry and finds the job at
@@ -196,20 +242,24 @@ MEDIA_UPLOAD_ALLOWED_TYPES = env.list(
 # Five cron fields, in the host's time zone (cron knows nothing of TIME_ZONE).
 MEDIA_CLEANUP_SCHEDULE = env.str("MEDIA_CLEANUP_SCHEDULE", default="0 3 * * *")
 if len(MEDIA_CLEANUP_SCHEDULE.split()) != 5:
-    raise ImproperlyConfigured(
+    raise SettingError(
         f"MEDIA_CLEANUP_SCHEDULE={MEDIA_CLEANUP_SCHEDULE!r} is not five cron fields, e.g. '0 3 * * *' "
         "(django-crontab cannot find or remove a line written otherwise)."
     )
 # The cron job and the runs started from the admin append their output here.
 MEDIA_CLEANUP_LOG_FILE = env.path(
-    "MEDIA_CLEANUP_LOG_FILE", default=BASE_DIR / "var" / "log" / "cleanup_media.log"
+    "MEDIA_CLEANUP_LOG_FILE",
+    default=BASE_DIR / "var" / "log" / "cleanup_media.log",
+    example="/var/log/tours/cleanup_media.log",
 )
 # `check --deploy` warns when the last successful real run is older than this (90s, 30m, 6h, 2d).
-MEDIA_CLEANUP_ALERT_AFTER = env.str("MEDIA_CLEANUP_ALERT_AFTER", default="2d")
+MEDIA_CLEANUP_ALERT_AFTER = env.duration("MEDIA_CLEANUP_ALERT_AFTER", default="2d", allow_zero=False)
 
 CRONJOBS = [(MEDIA_CLEANUP_SCHEDULE, "media_app.cron.cleanup_media")]
 # Whose crontab: `crontab -u USER` writes another user's (as root); the tests use that.
-CRONTAB_EXECUTABLE = env.str("CRONTAB_EXECUTABLE", default="/usr/bin/crontab")
+CRONTAB_EXECUTABLE = env.command(
+    "CRONTAB_EXECUTABLE", default="/usr/bin/crontab", example="'crontab -u www-data'"
+)
 CRONTAB_DJANGO_MANAGE_PATH = str(BASE_DIR / "manage.py")
 # `crontab add` and `remove` replace every line with this comment: naming the project folder
 # keeps two checkouts that share a crontab (staging and production) from removing each other's.
@@ -217,7 +267,3 @@ CRONTAB_COMMENT = f"cleanup_media of {BASE_DIR}"
 # No variables on the line: settings.py reads <project>/.env itself, and secrets stay out of
 # the crontab. The shell opens the log before the job starts, so its folder must exist.
 CRONTAB_COMMAND_SUFFIX = f">> {shlex.quote(str(MEDIA_CLEANUP_LOG_FILE))} 2>&1"
-try:
-    Path(MEDIA_CLEANUP_LOG_FILE).parent.mkdir(parents=True, exist_ok=True)
-except OSError:
-    pass  # a server without write access there; `check --deploy` reports it (media_app.W004)

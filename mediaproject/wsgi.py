@@ -1,9 +1,17 @@
 """WSGI config: exposes the WSGI callable as a module-level variable named ``application``."""
 
 import os
+import sys
 
 from django.core.wsgi import get_wsgi_application
 
+from mediaproject.environment import SettingError
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mediaproject.settings")
 
-application = get_wsgi_application()
+try:
+    application = get_wsgi_application()
+except SettingError as exc:
+    # The server stops at start with the one line, rather than failing every request.
+    sys.stderr.write(f"{exc}\n")
+    raise SystemExit(2) from None

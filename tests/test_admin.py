@@ -638,3 +638,12 @@ def test_the_history_and_the_report_show_rounded_durations(admin_client):
 
     assert "3 min 5 s" in listing and "185.12" not in listing
     assert "took 3 min 5 s" in page
+
+
+@pytest.mark.parametrize("min_age", ["99999999999d", "3651d"])
+def test_a_grace_period_beyond_ten_years_is_refused_on_the_form(admin_client, min_age):
+    response = admin_client.post(reverse(SWEEP_URL), {"min_age": min_age})
+
+    assert response.status_code == 200
+    assert "at most 3650d (ten years)" in response.content.decode()
+    assert not CleanupRun.objects.exists()

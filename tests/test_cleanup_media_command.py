@@ -74,7 +74,7 @@ def test_verbosity_levels(drift):
     detailed, _, _ = cleanup("--dry-run", "-v", "2")
 
     assert quiet == ""
-    assert "would remove 1 rows and 2 files" in summary and "uploads/tours/stray.jpg" not in summary
+    assert "would remove 1 row and 2 files" in summary and "uploads/tours/stray.jpg" not in summary
     assert "orphaned file: uploads/tours/stray.jpg" in detailed
 
 
@@ -178,3 +178,22 @@ def test_an_unreachable_database_still_prints_its_json_and_exits_1(manage_py, da
     assert "Traceback" not in done.stderr
     logged = [line for line in done.stderr.splitlines() if "Cleanup failed:" in line]
     assert len(logged) == 1 and report["message"] in logged[0]
+
+
+@pytest.mark.parametrize("option", ["--min-age", "--time-limit"])
+@pytest.mark.parametrize("value", ["999999999d", "99999999999d", "9" * 5000])
+def test_a_duration_beyond_ten_years_is_a_usage_error(option, value):
+    with pytest.raises(CommandError, match=rf"{option}: invalid duration .*: at most 3650d"):
+        call_command("cleanup_media", option, value)
+
+    assert not CleanupRun.objects.exists()
+
+
+def test_a_duration_beyond_ten_years_exits_2_in_a_real_process(manage_py):
+    result = manage_py("cleanup_media", "--min-age", "999999999d")
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].endswith(
+        "argument --min-age: invalid duration '999999999d': at most 3650d (ten years)"
+    )
+    assert "Traceback" not in result.stderr

@@ -1,7 +1,9 @@
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -48,11 +50,22 @@ def run_settings(program=PRINT_SETTINGS, **env):
     )
 
 
-def test_secret_key_is_required_when_debug_is_off():
-    result = run_settings()
+def manage(*args, **env):
+    """Run ``python manage.py ARGS`` with exactly the given variables (and PATH, and no .env)."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env={"PATH": os.environ["PATH"], "ENV_FILE": "", **env},
+        capture_output=True,
+        text=True,
+    )
 
-    assert result.returncode != 0
-    assert "SECRET_KEY is not set" in result.stderr
+
+def test_secret_key_is_required_when_debug_is_off():
+    result = manage("check")
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("SECRET_KEY is not set") and result.stderr.count("\n") == 1
     assert "make demo" in result.stderr
 
 
@@ -64,7 +77,7 @@ def test_defaults_are_tbilisi_time_sqlite_and_media_in_the_project():
     assert zone == "Asia/Tbilisi"
     assert debug == "False"
     assert engine == "django.db.backends.sqlite3"
-    assert media_root == str(settings.BASE_DIR / "media")
+    assert media_root == str(settings.BASE_DIR / "media" / "sqlite-db")
 
 
 def test_debug_on_needs_no_key_and_database_url_switches_to_postgresql():
@@ -117,14 +130,14 @@ def test_the_job_definition_comes_from_the_env_file_alone_and_is_the_same_every_
     jobs, suffix, _, _ = json.loads(first.stdout)
     assert jobs == [["30 2 * * *", "media_app.cron.cleanup_media"]]
     assert suffix == f">> '{log_file}' 2>&1"
-    assert log_file.parent.is_dir()  # the shell opens the log before the job starts
+    assert not log_file.parent.exists()  # loading the settings creates nothing
 
 
 def test_a_schedule_that_is_not_five_cron_fields_is_refused():
-    result = run_settings(PRINT_SCHEDULE, SECRET_KEY="k", MEDIA_CLEANUP_SCHEDULE="@daily")
+    result = manage("check", SECRET_KEY="k", MEDIA_CLEANUP_SCHEDULE="@daily")
 
-    assert result.returncode != 0
-    assert "MEDIA_CLEANUP_SCHEDULE='@daily' is not five cron fields" in result.stderr
+    assert result.returncode == 2
+    assert result.stderr.startswith("MEDIA_CLEANUP_SCHEDULE='@daily' is not five cron fields")
 
 
 def test_media_storage_defaults_to_local_files():
@@ -169,14 +182,365 @@ def test_retry_mode_attempts_and_key_prefix_are_configurable():
 @pytest.mark.parametrize(
     ("variables", "named"),
     [
-        ({"MEDIA_STORAGE": "gcs"}, "MEDIA_STORAGE is 'gcs'"),
-        ({"AWS_STORAGE_BUCKET_NAME": ""}, "AWS_STORAGE_BUCKET_NAME"),
-        ({"AWS_RETRY_MODE": "legacy"}, "AWS_RETRY_MODE"),
-        ({"AWS_MAX_ATTEMPTS": "0"}, "AWS_MAX_ATTEMPTS"),
+        ({"MEDIA_STORAGE": "gcs"}, "MEDIA_STORAGE='gcs': expected one of filesystem, s3"),
+        ({"AWS_STORAGE_BUCKET_NAME": ""}, "MEDIA_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME"),
+        ({"AWS_RETRY_MODE": "legacy"}, "AWS_RETRY_MODE='legacy': expected one of standard, adaptive"),
+        ({"AWS_MAX_ATTEMPTS": "0"}, "AWS_MAX_ATTEMPTS='0': expected a whole number, 1 or more"),
+        ({"AWS_S3_ADDRESSING_STYLE": "dns"}, "AWS_S3_ADDRESSING_STYLE='dns': expected one of auto, virtual"),
+        ({"AWS_S3_ENDPOINT_URL": "minio:9000"}, "AWS_S3_ENDPOINT_URL='minio:9000': expected an http://"),
+        ({"AWS_LOCATION": "/media"}, "AWS_LOCATION='/media': expected a key prefix without a leading '/'"),
     ],
 )
 def test_a_bad_storage_setting_is_refused_by_name(variables, named):
-    result = run_settings(PRINT_STORAGE, **{**S3_ENVIRONMENT, **variables})
+    result = manage("check", **{**S3_ENVIRONMENT, **variables})
 
-    assert result.returncode != 0
-    assert "ImproperlyConfigured" in result.stderr and named in result.stderr
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith(named) and result.stderr.count("\n") == 1
+
+
+# -- every setting is checked as it loads: one line, exit status 2 ----------------------------
+
+BAD_SETTINGS = [
+    ("DATABASE_URL", "garbage"),
+    ("DATABASE_URL", "mysql://tours@127.0.0.1/tours"),
+    ("DATABASE_URL", "postgres://tours@127.0.0.1:5432"),
+    ("DATABASE_URL", "postgres://tours@127.0.0.1:99999/tours"),
+    ("DATABASE_URL", "sqlite:///db.sqlite3"),
+    ("MEDIA_STORAGE", "foo"),
+    ("TIME_ZONE", "Europe/Tbilisi"),
+    ("MEDIA_CLEANUP_MAX_DELETE_RATIO", "abc"),
+    ("MEDIA_CLEANUP_MAX_DELETE_RATIO", "2"),
+    ("MEDIA_CLEANUP_MAX_DELETE_RATIO", "-1"),
+    ("MEDIA_CLEANUP_MAX_DELETE_RATIO", "nan"),
+    ("MEDIA_CLEANUP_CAP_MIN_ITEMS", "x"),
+    ("MEDIA_CLEANUP_CAP_MIN_ITEMS", "1.5"),
+    ("MEDIA_CLEANUP_HISTORY_DAYS", "-1"),
+    ("MEDIA_CLEANUP_QUARANTINE_DAYS", "-3"),
+    ("MEDIA_UPLOAD_MAX_BYTES", "0"),
+    ("DEBUG", "maybe"),
+    ("SECURE_SSL_REDIRECT", "enabled"),
+    ("SECURE_HSTS_SECONDS", "-1"),
+    ("SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto"),
+    ("MEDIA_CLEANUP_MIN_AGE", "999999999d"),
+    ("MEDIA_CLEANUP_MIN_AGE", "9" * 5000),
+    ("MEDIA_CLEANUP_MIN_AGE", "a day"),
+    ("MEDIA_CLEANUP_ALERT_AFTER", "0"),
+    ("MEDIA_CLEANUP_ALERT_AFTER", "3651d"),
+    ("MEDIA_CLEANUP_QUARANTINE_PREFIX", "/"),
+    ("MEDIA_CLEANUP_QUARANTINE_PREFIX", "uploads/quarantine"),
+    ("MEDIA_CLEANUP_QUARANTINE_ROOT", "var/quarantine"),
+    ("MEDIA_CLEANUP_LOG_FILE", "cleanup.log"),
+    ("MEDIA_UPLOAD_ALLOWED_TYPES", "image/jpeg,image/svg+xml"),
+    ("MEDIA_ROOT", "media"),
+    ("STATIC_ROOT", "static"),
+    ("MEDIA_URL", "/media"),
+    ("LOG_LEVEL", "LOUD"),
+    ("ALLOWED_HOSTS", "https://media.example.ge"),
+    ("CSRF_TRUSTED_ORIGINS", "media.example.ge"),
+    ("CRONTAB_EXECUTABLE", "'crontab -u"),
+    ("ENV_FILE", "/nonexistent/tours.env"),
+]
+
+
+def assert_refused_in_one_line(result, name, value):
+    """Assert that a process stopped with status 2 and one line on stderr naming the setting and value."""
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.endswith("\n"), result.stderr
+    assert result.stderr.startswith(f"{name}={value[:80]!r}"), result.stderr
+    assert "Traceback" not in result.stderr and ": expected " in result.stderr
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_SETTINGS, ids=[f"{n}={v[:20]}" for n, v in BAD_SETTINGS])
+def test_a_bad_setting_stops_check_in_one_line_naming_it(name, value):
+    result = manage("check", SECRET_KEY="k", **{name: value})
+
+    assert_refused_in_one_line(result, name, value)
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        ["manage.py", "cleanup_media", "--dry-run"],
+        ["manage.py", "migrate", "--no-input"],
+        ["manage.py", "runserver", "127.0.0.1:0"],
+        ["manage.py", "crontab", "add"],
+        ["manage.py", "restore_media", "--help"],
+        ["-c", "import mediaproject.wsgi"],
+    ],
+    ids=lambda program: " ".join(program[1:]),
+)
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("MEDIA_CLEANUP_MAX_DELETE_RATIO", "abc"), ("TIME_ZONE", "Europe/Tbilisi")],
+)
+def test_every_command_and_the_web_server_stop_the_same_way(program, name, value, tmp_path):
+    crontab = tmp_path / "crontab"  # never reached: it would record that it ran
+    result = subprocess.run(
+        [sys.executable, *program],
+        cwd=settings.BASE_DIR,
+        env={
+            "PATH": os.environ["PATH"],
+            "ENV_FILE": "",
+            "SECRET_KEY": "k",
+            "CRONTAB_EXECUTABLE": f"touch {crontab}",
+            name: value,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert_refused_in_one_line(result, name, value)
+    assert not crontab.exists()
+
+
+def test_time_zone_names_the_zone_meant():
+    result = manage("check", SECRET_KEY="k", TIME_ZONE="Europe/Tbilisi")
+
+    assert "did you mean Asia/Tbilisi?" in result.stderr
+
+
+def test_the_message_says_what_is_accepted():
+    result = manage("check", SECRET_KEY="k", MEDIA_CLEANUP_MAX_DELETE_RATIO="abc")
+
+    assert result.stderr == (
+        "MEDIA_CLEANUP_MAX_DELETE_RATIO='abc': expected a number from 0 to 1, such as 0.5\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres://tours:hunter2@db.example.ge:5432",
+        "mysql://tours:hunter2@db.example.ge/tours",
+        "postgres://tours:hunter2@db.example.ge:port/tours",
+        "garbage://tours:hunter2@db.example.ge/tours",
+    ],
+)
+def test_a_refused_database_url_never_shows_its_password(url):
+    result = manage("check", SECRET_KEY="k", DATABASE_URL=url)
+
+    assert result.returncode == 2
+    assert "hunter2" not in result.stderr
+    assert "tours:***@db.example.ge" in result.stderr
+
+
+def test_an_env_file_with_a_line_that_is_not_name_value_is_refused_without_showing_it(tmp_path):
+    env_file = tmp_path / "tours.env"
+    env_file.write_text("# settings\n\nDEBUG=on\nSECRET_KEY = hunter2\n")
+
+    result = manage("check", ENV_FILE=str(env_file))
+
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"ENV_FILE={str(env_file)!r}") and "line 4" in result.stderr
+    assert "hunter2" not in result.stderr
+
+
+PRINT_VALUES = (
+    "import json, django; django.setup(); from django.conf import settings as s; "
+    "print(json.dumps({name: getattr(s, name) for name in %r}, default=str))"
+)
+
+
+def settings_values(*names, **env):
+    """Load the settings with exactly ``env``; return the named settings' values."""
+    result = run_settings(PRINT_VALUES % (names,), **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [("on", True), ("ON", True), ("true", True), ("Yes", True), ("1", True)]
+    + [("off", False), ("False", False), ("no", False), ("0", False), (" off ", False)],
+)
+def test_booleans_take_the_usual_spellings(word, expected):
+    values = settings_values(
+        "DEBUG", "SESSION_COOKIE_SECURE", SECRET_KEY="k", DEBUG=word, SESSION_COOKIE_SECURE=word
+    )
+
+    assert values == {"DEBUG": expected, "SESSION_COOKIE_SECURE": expected}
+
+
+def test_good_values_load_as_written():
+    values = settings_values(
+        "TIME_ZONE",
+        "MEDIA_CLEANUP_MAX_DELETE_RATIO",
+        "MEDIA_CLEANUP_CAP_MIN_ITEMS",
+        "MEDIA_CLEANUP_MIN_AGE",
+        "MEDIA_CLEANUP_ALERT_AFTER",
+        "MEDIA_UPLOAD_ALLOWED_TYPES",
+        "LOG_LEVEL",
+        "MEDIA_STORAGE",
+        "CSRF_TRUSTED_ORIGINS",
+        "SECURE_PROXY_SSL_HEADER",
+        SECRET_KEY="k",
+        TIME_ZONE="UTC",
+        MEDIA_CLEANUP_MAX_DELETE_RATIO="1",
+        MEDIA_CLEANUP_CAP_MIN_ITEMS="0",
+        MEDIA_CLEANUP_MIN_AGE="0",
+        MEDIA_CLEANUP_ALERT_AFTER="3650d",
+        MEDIA_UPLOAD_ALLOWED_TYPES="image/png, application/pdf",
+        LOG_LEVEL="info",
+        MEDIA_STORAGE="Filesystem",
+        CSRF_TRUSTED_ORIGINS="https://media.example.ge,https://*.example.ge",
+        SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https",
+    )
+
+    assert values == {
+        "TIME_ZONE": "UTC",
+        "MEDIA_CLEANUP_MAX_DELETE_RATIO": 1.0,
+        "MEDIA_CLEANUP_CAP_MIN_ITEMS": 0,
+        "MEDIA_CLEANUP_MIN_AGE": "0",
+        "MEDIA_CLEANUP_ALERT_AFTER": "3650d",
+        "MEDIA_UPLOAD_ALLOWED_TYPES": ["image/png", "application/pdf"],
+        "LOG_LEVEL": "INFO",
+        "MEDIA_STORAGE": "filesystem",
+        "CSRF_TRUSTED_ORIGINS": ["https://media.example.ge", "https://*.example.ge"],
+        "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"],
+    }
+
+
+def test_the_sweeps_defaults_are_read_from_the_settings_alone():
+    names = (
+        "MEDIA_CLEANUP_MIN_AGE",
+        "MEDIA_CLEANUP_MAX_DELETE_RATIO",
+        "MEDIA_CLEANUP_CAP_MIN_ITEMS",
+        "MEDIA_CLEANUP_HISTORY_DAYS",
+        "MEDIA_CLEANUP_QUARANTINE_DAYS",
+        "MEDIA_CLEANUP_QUARANTINE_PREFIX",
+        "MEDIA_CLEANUP_QUARANTINE_ROOT",
+        "MEDIA_UPLOAD_MAX_BYTES",
+        "MEDIA_UPLOAD_ALLOWED_TYPES",
+        "MEDIA_CLEANUP_ALERT_AFTER",
+        "CRONTAB_EXECUTABLE",
+        "SECURE_SSL_REDIRECT",
+        "SECURE_HSTS_SECONDS",
+        "SECURE_PROXY_SSL_HEADER",
+    )
+
+    values = settings_values(*names, SECRET_KEY="k")
+
+    assert values == {
+        "MEDIA_CLEANUP_MIN_AGE": "24h",
+        "MEDIA_CLEANUP_MAX_DELETE_RATIO": 0.5,
+        "MEDIA_CLEANUP_CAP_MIN_ITEMS": 10,
+        "MEDIA_CLEANUP_HISTORY_DAYS": 90,
+        "MEDIA_CLEANUP_QUARANTINE_DAYS": 7,
+        "MEDIA_CLEANUP_QUARANTINE_PREFIX": "quarantine/",
+        "MEDIA_CLEANUP_QUARANTINE_ROOT": str(settings.BASE_DIR / "var" / "quarantine"),
+        "MEDIA_UPLOAD_MAX_BYTES": 10 * 1024 * 1024,
+        "MEDIA_UPLOAD_ALLOWED_TYPES": [
+            "image/jpeg",
+            "image/png",
+            "image/gif",
+            "image/webp",
+            "application/pdf",
+        ],
+        "MEDIA_CLEANUP_ALERT_AFTER": "2d",
+        "CRONTAB_EXECUTABLE": "/usr/bin/crontab",
+        "SECURE_SSL_REDIRECT": False,
+        "SECURE_HSTS_SECONDS": 0,
+        "SECURE_PROXY_SSL_HEADER": None,
+    }
+
+
+def test_an_empty_variable_takes_the_default():
+    values = settings_values(
+        "DEBUG", "MEDIA_CLEANUP_MAX_DELETE_RATIO", SECRET_KEY="k", DEBUG="", MEDIA_CLEANUP_MAX_DELETE_RATIO=""
+    )
+
+    assert values == {"DEBUG": False, "MEDIA_CLEANUP_MAX_DELETE_RATIO": 0.5}
+
+
+# -- each database its own media folder by default --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "folder"),
+    [
+        ("postgres://postgres@127.0.0.1:5432/postgres", "postgresql-postgres"),
+        ("postgresql://tours:secret@localhost/tours", "postgresql-tours"),
+        ("pgsql://tours@127.0.0.1:5433/tours", "postgresql-tours-5433"),
+        ("postgres://tours@db.example.ge:5432/tours", "postgresql-tours-db.example.ge-5432"),
+        ("postgres://tours@/tours?host=/var/run/postgresql", "postgresql-tours"),
+    ],
+)
+def test_media_root_defaults_to_a_folder_of_the_database(url, folder):
+    values = settings_values("MEDIA_ROOT", SECRET_KEY="k", DATABASE_URL=url)
+
+    assert values["MEDIA_ROOT"] == str(settings.BASE_DIR / "media" / folder)
+
+
+def test_two_sqlite_files_of_one_name_get_two_media_folders(tmp_path):
+    first, second = (
+        settings_values(
+            "MEDIA_ROOT", SECRET_KEY="k", DATABASE_URL=f"sqlite:///{tmp_path / folder / 'db.sqlite3'}"
+        )
+        for folder in ("a", "b")
+    )
+
+    assert first != second
+    assert Path(first["MEDIA_ROOT"]).name.startswith("sqlite-db-")
+
+
+def test_an_explicit_media_root_wins_over_the_folder_of_the_database():
+    values = settings_values(
+        "MEDIA_ROOT",
+        SECRET_KEY="k",
+        DATABASE_URL="postgres://postgres@127.0.0.1/postgres",
+        MEDIA_ROOT="/srv/media",
+    )
+
+    assert values["MEDIA_ROOT"] == "/srv/media"
+
+
+# -- production switches ----------------------------------------------------------------------
+
+PRODUCTION = {
+    "SECRET_KEY": "x7-Qk2vP9mZ_a4Lr8NwT3yB6cE1hJ5uD0fG-sKoViXqRtYp2Wn",
+    "DEBUG": "off",
+    "ALLOWED_HOSTS": "media.example.ge",
+}
+SWITCHES = {
+    "SECURE_SSL_REDIRECT": "on",
+    "SESSION_COOKIE_SECURE": "on",
+    "CSRF_COOKIE_SECURE": "on",
+    "SECURE_HSTS_SECONDS": "31536000",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "on",
+    "SECURE_HSTS_PRELOAD": "on",
+    "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
+}
+
+
+def test_the_production_switches_leave_no_security_warning():
+    result = manage(
+        "check", "--deploy", "--tag", "security", "--fail-level", "WARNING", **PRODUCTION, **SWITCHES
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_without_the_switches_the_security_warnings_are_there():
+    result = manage("check", "--deploy", "--tag", "security", **PRODUCTION)
+
+    for warning in ("W004", "W008", "W012", "W016"):
+        assert f"security.{warning}" in result.stderr
+
+
+def test_the_example_env_file_loads_as_it_is():
+    result = manage("check", ENV_FILE=str(settings.BASE_DIR / ".env.example"))
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_variable_the_settings_read_is_documented_in_the_example():
+    source = (settings.BASE_DIR / "mediaproject" / "settings.py").read_text()
+    example = (settings.BASE_DIR / ".env.example").read_text()
+
+    read = set(re.findall(r"env\.\w+\(\s*\"([A-Z0-9_]+)\"", source))
+
+    assert len(read) > 30
+    assert {name for name in read if f"{name}=" not in example} == set()
