@@ -267,6 +267,7 @@ def test_a_bad_setting_stops_check_in_one_line_naming_it(name, value):
         ["manage.py", "crontab", "add"],
         ["manage.py", "restore_media", "--help"],
         ["-c", "import mediaproject.wsgi"],
+        ["-c", "import mediaproject.asgi"],
     ],
     ids=lambda program: " ".join(program[1:]),
 )
