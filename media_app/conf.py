@@ -23,6 +23,8 @@ DEFAULTS = {
     "MEDIA_UPLOAD_ALLOWED_TYPES": ["image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf"],
     "MEDIA_CLEANUP_ALERT_AFTER": "2d",
     "MEDIA_CLEANUP_LOG_FILE": None,  # settings.py sets <project>/var/log/cleanup_media.log
+    "MEDIA_CLEANUP_SCHEDULE": "0 3 * * *",
+    "MEDIA_CLEANUP_HOST_TIME_ZONE": "",  # the zone /etc/localtime names
     "CRONJOBS": [],
     "CRONTAB_EXECUTABLE": "/usr/bin/crontab",  # django-crontab's default
 }
@@ -88,6 +90,16 @@ def log_file() -> Path:
     """Return the file that the cron job and the admin's runs append their output to."""
     configured = _get("MEDIA_CLEANUP_LOG_FILE")
     return Path(configured) if configured else Path(settings.BASE_DIR) / "var" / "log" / "cleanup_media.log"
+
+
+def schedule() -> str:
+    """Return the sweep's cron schedule, five fields meant in ``TIME_ZONE``."""
+    return _get("MEDIA_CLEANUP_SCHEDULE")
+
+
+def host_time_zone() -> str:
+    """Return the zone cron runs in as set, or "" for the one ``/etc/localtime`` names."""
+    return _get("MEDIA_CLEANUP_HOST_TIME_ZONE")
 
 
 def cron_jobs() -> list:

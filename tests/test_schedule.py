@@ -1,3 +1,4 @@
+import os
 import re
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -8,6 +9,7 @@ from hypothesis import strategies as st
 
 from media_app import schedule
 from media_app.schedule import InvalidSchedule, Offsets, ScheduleError, convert, host_zone, to_host
+from tests.test_settings import run_settings
 
 TBILISI, UTC_HOST = timedelta(hours=4), timedelta(0)
 WINTER, SUMMER = datetime(2027, 1, 15, 12, tzinfo=UTC), datetime(2027, 7, 15, 12, tzinfo=UTC)
@@ -273,3 +275,66 @@ def test_the_recorded_offsets_convert_as_on_the_day_the_line_was_written():
 def test_an_unknown_time_zone_setting_is_invalid_by_name():
     with pytest.raises(InvalidSchedule, match="TIME_ZONE='Europe/Tbilisi' is not an IANA time zone name"):
         convert("0 3 * * *", "Europe/Tbilisi", "Etc/UTC", WINTER)
+
+
+# -- the settings ------------------------------------------------------------------------------
+
+PRINT_JOBS = (
+    "import json, django; django.setup(); from django.conf import settings as s; "
+    "print(json.dumps([s.CRONJOBS, getattr(s, 'CRONTAB_COMMAND_PREFIX', None)]))"
+)
+
+
+def test_the_settings_hold_the_schedule_converted_for_the_host_and_the_offsets_for_the_line():
+    result = run_settings(PRINT_JOBS, SECRET_KEY="k", MEDIA_CLEANUP_HOST_TIME_ZONE="Etc/UTC")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        '[[["0 23 * * *", "media_app.cron.cleanup_media"]], '
+        '"MEDIA_CLEANUP_WRITTEN_FOR=TIME_ZONE+04:00,host+00:00"]'
+    )
+
+
+def test_the_run_converts_with_the_offsets_its_line_passes():
+    result = run_settings(
+        PRINT_JOBS,
+        SECRET_KEY="k",
+        MEDIA_CLEANUP_HOST_TIME_ZONE="Etc/UTC",
+        MEDIA_CLEANUP_WRITTEN_FOR="TIME_ZONE+04:00,host+01:00",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert '[["0 0 * * *", "media_app.cron.cleanup_media"]]' in result.stdout
+
+
+def test_a_schedule_that_cannot_be_converted_leaves_cronjobs_empty_and_the_settings_load():
+    result = run_settings(
+        PRINT_JOBS, SECRET_KEY="k", MEDIA_CLEANUP_SCHEDULE="0 2 1 * *", MEDIA_CLEANUP_HOST_TIME_ZONE="Etc/UTC"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("[[], ")
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"MEDIA_CLEANUP_HOST_TIME_ZONE": "Europe/Tbilisi"}, "MEDIA_CLEANUP_HOST_TIME_ZONE='Europe/Tbilisi'"),
+        ({"MEDIA_CLEANUP_SCHEDULE": "0 3 * * 9"}, "'9' is not a valid day-of-week"),
+    ],
+)
+def test_an_invalid_schedule_setting_is_refused_by_name_in_one_line(variables, named):
+    result = run_settings(PRINT_JOBS, SECRET_KEY="k", **variables)
+
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("django.core.exceptions.ImproperlyConfigured: ") and named in last
+
+
+def test_the_settings_do_not_create_the_log_folder(tmp_path):
+    log_file = tmp_path / "logs" / "cleanup_media.log"
+
+    result = run_settings(PRINT_JOBS, SECRET_KEY="k", MEDIA_CLEANUP_LOG_FILE=str(log_file))
+
+    assert result.returncode == 0, result.stderr
+    assert not log_file.parent.exists() and not os.path.exists(log_file)
