@@ -70,10 +70,10 @@ def crontab_lines():
     raise CrontabUnreadable(listing.stderr.strip() or f"exit code {listing.returncode}")
 
 
-def installed_line(job):
-    """Return the crontab line that runs ``job`` as defined now, or None when there is none."""
+def job_line(job, lines):
+    """Return the line of ``lines`` that runs ``job`` as defined now, or None when there is none."""
     marker = f" crontab run {job_hash(job)} "
-    for line in crontab_lines():
+    for line in lines:
         if not line.lstrip().startswith("#") and marker in f"{line} ":
             return line
     return None
@@ -103,9 +103,27 @@ def line_hash(line):
     return found and found.group(1)
 
 
+def written_for(line):
+    """Return the offsets a crontab line was converted with, or None when it does not say."""
+    found = re.search(rf"(?:^|\s){schedule.WRITTEN_FOR}=(\S+)", line)
+    try:
+        return found and schedule.Offsets.parse(found.group(1))
+    except schedule.ScheduleError:
+        return None
+
+
 def host_schedule():
     """Return ``MEDIA_CLEANUP_SCHEDULE`` converted to the host's zone with today's offsets.
 
     Raise ``schedule.ScheduleError`` when it cannot be converted exactly.
     """
     return schedule.convert(conf.schedule(), settings.TIME_ZONE, conf.host_time_zone(), timezone.now())
+
+
+def offsets():
+    """Return today's UTC offsets of ``TIME_ZONE`` and of the host's zone."""
+    return schedule.Offsets.at(
+        schedule.zone(settings.TIME_ZONE, "TIME_ZONE"),
+        schedule.host_zone(conf.host_time_zone()),
+        timezone.now(),
+    )

@@ -120,7 +120,7 @@ def test_a_line_written_at_other_offsets_still_runs_and_add_replaces_it(project,
 
         checked = manage_py(*probe, exact_env=project.env)
         assert checked.returncode == 1
-        assert "media_app.W002" in checked.stderr
+        assert "media_app.W002" in checked.stderr and "written for the host at UTC+01:00" in checked.stderr
 
         command = line.split(None, 5)[5].rsplit(" # ", 1)[0]
         ran = subprocess.run(["/bin/sh", "-c", command], cwd=project.home, env=project.env, timeout=120)
@@ -148,6 +148,8 @@ def test_add_refuses_a_schedule_that_cannot_be_converted_and_other_commands_stil
         assert our_lines(project.user) == [] and not project.log_file.parent.exists()
         assert manage_py("check", exact_env=env).returncode == 0
         assert manage_py("migrate", "--check", exact_env=env).returncode == 0
+        checked = manage_py("check", "--deploy", "--tag=media_cleanup_cron", exact_env=env)
+        assert checked.returncode == 1 and "media_app.E002" in checked.stderr
     finally:
         manage_py("crontab", "remove", "--verbosity=0", exact_env=env)
 
