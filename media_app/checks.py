@@ -12,7 +12,7 @@ from django.core import checks
 from django.db import DatabaseError
 from django.utils import timezone
 
-from . import conf, cron
+from . import conf, cron, schedule
 from .cleanup.engine import SELECTION_OPTION
 from .models import CleanupRun
 
@@ -39,28 +39,72 @@ def check_crontab_binary(app_configs=None, **kwargs):
     ]
 
 
+def check_schedule_converts(app_configs=None, **kwargs):
+    """Report a schedule that cannot be written for the host's zone today: `crontab add` refuses it."""
+    try:
+        cron.host_schedule()
+    except schedule.ScheduleError as exc:
+        return [
+            checks.Error(
+                str(exc),
+                hint="Change MEDIA_CLEANUP_SCHEDULE (it is meant in TIME_ZONE), or set "
+                "MEDIA_CLEANUP_HOST_TIME_ZONE when cron runs in another zone than /etc/localtime "
+                "says; then run `make cron-install`.",
+                id="media_app.E002",
+            )
+        ]
+    return []
+
+
 def check_cleanup_job_installed(app_configs=None, **kwargs):
     """Warn when the crontab has no line for the cleanup job as CRONJOBS defines it now."""
     job = cron.scheduled_job()
     if job is None or not cron.crontab_binary():
-        return []  # not scheduled on purpose, or W001 says why
+        return []  # not scheduled (E002 says when it cannot be), or W001 says why
+    hint = (
+        "Run `python manage.py crontab add` (again after changing MEDIA_CLEANUP_SCHEDULE or TIME_ZONE: "
+        "a line added with another schedule is not found) as the user whose crontab it is "
+        "(CRONTAB_EXECUTABLE)."
+    )
     try:
-        line = cron.installed_line(job)
+        lines = cron.crontab_lines()
     except cron.CrontabUnreadable as exc:
-        problem = f"The crontab could not be read ({exc})"
+        message = f"The crontab could not be read ({exc}), so the cleanup does not run on schedule."
     else:
-        if line:
+        if cron.job_line(job, lines):
             return []
-        problem = f"The crontab has no line for the cleanup job with the schedule {job[0]!r}"
-    return [
-        checks.Warning(
-            f"{problem}, so the cleanup does not run on schedule.",
-            hint="Run `python manage.py crontab add` (again after changing MEDIA_CLEANUP_SCHEDULE: "
-            "a line added with another schedule is not found) as the user whose crontab it is "
-            "(CRONTAB_EXECUTABLE).",
-            id="media_app.W002",
+        message = (
+            f"The crontab has no line for the cleanup job with the schedule {job[0]!r}, "
+            "so the cleanup does not run on schedule."
         )
-    ]
+        moved = _moved_offsets(lines)
+        if moved:
+            message = (
+                f"{moved}: the line still runs the cleanup, but not at the hour MEDIA_CLEANUP_SCHEDULE says."
+            )
+            hint = (
+                "Run `python manage.py crontab add` again (`make cron-install`): it writes the line "
+                "for today's offsets."
+            )
+    return [checks.Warning(message, hint=hint, id="media_app.W002")]
+
+
+def _moved_offsets(lines):
+    """Say how the offsets changed since this project's line was written, or return None."""
+    try:
+        now = cron.offsets()
+    except schedule.ScheduleError:
+        return None
+    for line in cron.project_lines(lines):
+        written = cron.written_for(line)
+        if written and written != now:
+            return (
+                f"The crontab line was written for the host at UTC{schedule.utc_offset(written.host)} and "
+                f"TIME_ZONE at UTC{schedule.utc_offset(written.schedule)}; they are now at "
+                f"UTC{schedule.utc_offset(now.host)} and UTC{schedule.utc_offset(now.schedule)} "
+                "(daylight saving time began or ended, or a zone setting changed)"
+            )
+    return None
 
 
 def check_last_successful_run(app_configs=None, **kwargs):
@@ -119,6 +163,7 @@ def check_log_folder(app_configs=None, **kwargs):
 def register():
     """Register the checks as deployment checks; called once from ``AppConfig.ready()``."""
     checks.register(check_crontab_binary, TAG, CRON_TAG, deploy=True)
+    checks.register(check_schedule_converts, TAG, CRON_TAG, deploy=True)
     checks.register(check_cleanup_job_installed, TAG, CRON_TAG, deploy=True)
     checks.register(check_log_folder, TAG, CRON_TAG, deploy=True)
     checks.register(check_last_successful_run, TAG, deploy=True)

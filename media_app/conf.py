@@ -80,6 +80,16 @@ def log_file() -> Path:
     return Path(_setting("MEDIA_CLEANUP_LOG_FILE"))
 
 
+def schedule() -> str:
+    """Return the sweep's cron schedule, five fields meant in ``TIME_ZONE``."""
+    return _setting("MEDIA_CLEANUP_SCHEDULE")
+
+
+def host_time_zone() -> str:
+    """Return the zone cron runs in as set, or "" for the one ``/etc/localtime`` names."""
+    return _setting("MEDIA_CLEANUP_HOST_TIME_ZONE")
+
+
 def cron_jobs() -> list:
     """Return django-crontab's job definitions (``CRONJOBS``)."""
     return list(_setting("CRONJOBS"))

@@ -1,19 +1,23 @@
 """The scheduled face of the sweep: the job django-crontab runs, and how to find its crontab line.
 
-``CRONJOBS`` (in settings) names ``cleanup_media`` below; ``python manage.py crontab add``
-writes a line ``<schedule> <python> <manage.py> crontab run <hash> >> <log file> 2>&1``.
+``CRONJOBS`` (in settings) names ``cleanup_media`` below with ``MEDIA_CLEANUP_SCHEDULE``
+converted to the host's zone; ``python manage.py crontab add`` writes a line
+``<schedule> MEDIA_CLEANUP_WRITTEN_FOR=<offsets> <python> <manage.py> crontab run <hash> >> <log> 2>&1``.
 """
 
 import hashlib
 import json
 import logging
+import re
 import shlex
 import shutil
 import subprocess
 
+from django.conf import settings
 from django.utils import timezone
+from django_crontab.app_settings import Settings as CrontabSettings
 
-from . import conf
+from . import conf, schedule
 from .cleanup.engine import run_cleanup, summary
 from .models import CleanupRun
 
@@ -66,10 +70,60 @@ def crontab_lines():
     raise CrontabUnreadable(listing.stderr.strip() or f"exit code {listing.returncode}")
 
 
-def installed_line(job):
-    """Return the crontab line that runs ``job`` as defined now, or None when there is none."""
+def job_line(job, lines):
+    """Return the line of ``lines`` that runs ``job`` as defined now, or None when there is none."""
     marker = f" crontab run {job_hash(job)} "
-    for line in crontab_lines():
+    for line in lines:
         if not line.lstrip().startswith("#") and marker in f"{line} ":
             return line
     return None
+
+
+def job_for_hash(hash_):
+    """Return the job of ``CRONJOBS`` that a line's hash names, or None when no job has it now."""
+    return next((job for job in conf.cron_jobs() if job_hash(job) == hash_), None)
+
+
+def project_lines(lines):
+    """Return this project's lines: those django-crontab's ``add`` and ``remove`` replace (by comment)."""
+    crontab_settings = CrontabSettings(settings)
+    return [
+        line
+        for line in lines
+        if any(
+            match[4] == crontab_settings.CRONTAB_COMMENT
+            for match in crontab_settings.CRONTAB_LINE_REGEXP.findall(line)
+        )
+    ]
+
+
+def line_hash(line):
+    """Return the job hash a crontab line runs, or None."""
+    found = re.search(r" crontab run (\S+)", line)
+    return found and found.group(1)
+
+
+def written_for(line):
+    """Return the offsets a crontab line was converted with, or None when it does not say."""
+    found = re.search(rf"(?:^|\s){schedule.WRITTEN_FOR}=(\S+)", line)
+    try:
+        return found and schedule.Offsets.parse(found.group(1))
+    except schedule.ScheduleError:
+        return None
+
+
+def host_schedule():
+    """Return ``MEDIA_CLEANUP_SCHEDULE`` converted to the host's zone with today's offsets.
+
+    Raise ``schedule.ScheduleError`` when it cannot be converted exactly.
+    """
+    return schedule.convert(conf.schedule(), settings.TIME_ZONE, conf.host_time_zone(), timezone.now())
+
+
+def offsets():
+    """Return today's UTC offsets of ``TIME_ZONE`` and of the host's zone."""
+    return schedule.Offsets.at(
+        schedule.zone(settings.TIME_ZONE, "TIME_ZONE"),
+        schedule.host_zone(conf.host_time_zone()),
+        timezone.now(),
+    )

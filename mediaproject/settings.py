@@ -8,8 +8,10 @@ the one place for defaults (``media_app/conf.py`` reads these settings).
 """
 
 import shlex
+from datetime import UTC, datetime
 from pathlib import Path
 
+from media_app import schedule
 from media_app.paths import UPLOADS_PREFIX
 from media_app.upload_types import EXTENSIONS
 from mediaproject.environment import Env, SettingError, database_label, is_host, is_origin, refusal
@@ -64,10 +66,11 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "django_crontab",
     "accounts",
     "tours",
+    # Before django_crontab: its `crontab` command takes the place of django-crontab's.
     "media_app",
+    "django_crontab",
 ]
 
 MIDDLEWARE = [
@@ -236,16 +239,13 @@ MEDIA_UPLOAD_ALLOWED_TYPES = env.list(
     accepts=f"types separated by commas, among {', '.join(EXTENSIONS)}",
 )
 
-# The schedule: django-crontab writes one crontab line per CRONJOBS entry and finds the job at
-# run time by a hash of its definition, so the definition is built only from these values,
-# which come from the environment or .env: `crontab add` and the run compute the same hash.
-# Five cron fields, in the host's time zone (cron knows nothing of TIME_ZONE).
+# The schedule: five cron fields, meant in TIME_ZONE. Cron reads its lines in the host's zone,
+# so CRONJOBS holds the schedule converted with the two zones' UTC offsets of today.
 MEDIA_CLEANUP_SCHEDULE = env.str("MEDIA_CLEANUP_SCHEDULE", default="0 3 * * *")
-if len(MEDIA_CLEANUP_SCHEDULE.split()) != 5:
-    raise SettingError(
-        f"MEDIA_CLEANUP_SCHEDULE={MEDIA_CLEANUP_SCHEDULE!r} is not five cron fields, e.g. '0 3 * * *' "
-        "(django-crontab cannot find or remove a line written otherwise)."
-    )
+# The zone cron runs in; empty: the one /etc/localtime names, UTC without it.
+MEDIA_CLEANUP_HOST_TIME_ZONE = env.str("MEDIA_CLEANUP_HOST_TIME_ZONE") and env.time_zone(
+    "MEDIA_CLEANUP_HOST_TIME_ZONE", default=""
+)
 # The cron job and the runs started from the admin append their output here.
 MEDIA_CLEANUP_LOG_FILE = env.path(
     "MEDIA_CLEANUP_LOG_FILE",
@@ -255,7 +255,27 @@ MEDIA_CLEANUP_LOG_FILE = env.path(
 # `check --deploy` warns when the last successful real run is older than this (90s, 30m, 6h, 2d).
 MEDIA_CLEANUP_ALERT_AFTER = env.duration("MEDIA_CLEANUP_ALERT_AFTER", default="2d", allow_zero=False)
 
-CRONJOBS = [(MEDIA_CLEANUP_SCHEDULE, "media_app.cron.cleanup_media")]
+# django-crontab finds the job at run time by a hash of its definition, schedule included, so the
+# definition is built only from the values above, which come from the environment or .env. The
+# line also passes the offsets it was converted with (schedule.WRITTEN_FOR): the run converts
+# with those, so its job is still found after a daylight-saving change (the health check warns).
+# A schedule that cannot be converted exactly leaves CRONJOBS empty: every command works but
+# `crontab add`, which says why.
+try:
+    _cleanup_schedule = schedule.convert(
+        MEDIA_CLEANUP_SCHEDULE,
+        TIME_ZONE,
+        MEDIA_CLEANUP_HOST_TIME_ZONE,
+        datetime.now(UTC),
+        written_for=env.str(schedule.WRITTEN_FOR, default=""),
+    )
+except schedule.InvalidSchedule as exc:
+    raise SettingError(str(exc)) from None
+except schedule.ScheduleError:
+    CRONJOBS = []
+else:
+    CRONJOBS = [(_cleanup_schedule.host_schedule, "media_app.cron.cleanup_media")]
+    CRONTAB_COMMAND_PREFIX = _cleanup_schedule.line_prefix
 # Whose crontab: `crontab -u USER` writes another user's (as root); the tests use that.
 CRONTAB_EXECUTABLE = env.command(
     "CRONTAB_EXECUTABLE", default="/usr/bin/crontab", example="'crontab -u www-data'"
@@ -264,6 +284,6 @@ CRONTAB_DJANGO_MANAGE_PATH = str(BASE_DIR / "manage.py")
 # `crontab add` and `remove` replace every line with this comment: naming the project folder
 # keeps two checkouts that share a crontab (staging and production) from removing each other's.
 CRONTAB_COMMENT = f"cleanup_media of {BASE_DIR}"
-# No variables on the line: settings.py reads <project>/.env itself, and secrets stay out of
-# the crontab. The shell opens the log before the job starts, so its folder must exist.
+# No other variable on the line: settings.py reads <project>/.env itself, and secrets stay out
+# of the crontab. The shell opens the log before the job starts: `crontab add` makes its folder.
 CRONTAB_COMMAND_SUFFIX = f">> {shlex.quote(str(MEDIA_CLEANUP_LOG_FILE))} 2>&1"

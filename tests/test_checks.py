@@ -1,17 +1,19 @@
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core import checks
 from django.core.management import call_command
 from django.utils import timezone
 
-from media_app import cron
+from media_app import cron, schedule
 from media_app.checks import (
     check_cleanup_job_installed,
     check_crontab_binary,
     check_last_successful_run,
     check_log_folder,
+    check_schedule_converts,
 )
 from media_app.cleanup.engine import run_cleanup
 from media_app.models import CleanupRun
@@ -106,10 +108,11 @@ def test_no_w002_when_the_sweep_is_not_scheduled_or_crontab_is_missing(fake_cron
     assert check_cleanup_job_installed() == []  # W001 says why
 
 
-def test_w002_follows_the_real_crontab_through_add_and_remove(settings, capsys):
+def test_w002_follows_the_real_crontab_through_add_and_remove(settings, tmp_path, capsys):
     require_tool("crontab")
     user = require_system_user(CRON_USER)
     settings.CRONTAB_EXECUTABLE = f"crontab -u {user}"
+    settings.MEDIA_CLEANUP_LOG_FILE = str(tmp_path / "log" / "cleanup_media.log")
     settings.CRONJOBS = [("5 1 * * *", cron.JOB)]
     try:
         call_command("crontab", "add")
@@ -118,15 +121,77 @@ def test_w002_follows_the_real_crontab_through_add_and_remove(settings, capsys):
         settings.CRONJOBS = [("6 1 * * *", cron.JOB)]  # the schedule changed; nobody ran `add`
         assert ids(check_cleanup_job_installed()) == ["media_app.W002"]
 
-        # -v 0 as `make cron-install` does: at -v 1 django-crontab looks the old line's hash up to
-        # print it, and stops with "No job with hash" (after taking the old line out).
-        call_command("crontab", "add", verbosity=0)
+        # The old line's job is gone: `add` names the line instead of stopping on it.
+        call_command("crontab", "add")
+        assert "no such job in CRONJOBS now" in capsys.readouterr().out
         assert check_cleanup_job_installed() == []
 
         call_command("crontab", "remove")
         assert ids(check_cleanup_job_installed()) == ["media_app.W002"]
     finally:
         call_command("crontab", "remove", verbosity=0)
+
+
+def other_season(zone):
+    """Return a fixed moment at which ``zone``'s offset differs from today's (winter or summer)."""
+    winter, summer = datetime(2027, 1, 15, 12, tzinfo=UTC), datetime(2027, 7, 15, 12, tzinfo=UTC)
+    today = datetime.now(UTC).astimezone(zone).utcoffset()
+    return winter if winter.astimezone(zone).utcoffset() != today else summer
+
+
+def test_w002_when_the_line_was_written_before_a_daylight_saving_change(fake_crontab, settings):
+    settings.MEDIA_CLEANUP_HOST_TIME_ZONE = "Europe/Berlin"
+    settings.CRONJOBS = [(cron.host_schedule().host_schedule, cron.JOB)]  # as the settings make it today
+    at = other_season(ZoneInfo("Europe/Berlin"))
+    then = schedule.convert("0 3 * * *", "Asia/Tbilisi", "Europe/Berlin", at)
+    job = (then.host_schedule, cron.JOB)
+    fake_crontab.write_text(
+        f"{job[0]} {then.line_prefix} /venv/bin/python /srv/manage.py crontab run {cron.job_hash(job)} "
+        f">> /log 2>&1 # {settings.CRONTAB_COMMENT}\n"
+    )
+
+    messages = check_cleanup_job_installed()
+
+    assert ids(messages) == ["media_app.W002"]
+    written, now = schedule.utc_offset(then.offsets.host), schedule.utc_offset(cron.offsets().host)
+    assert f"written for the host at UTC{written} and TIME_ZONE at UTC+04:00" in messages[0].msg
+    assert f"they are now at UTC{now} and UTC+04:00 (daylight saving time" in messages[0].msg
+    assert "`python manage.py crontab add` again" in messages[0].hint
+
+
+def test_no_w002_for_an_offset_change_that_leaves_the_line_as_it_was(fake_crontab, settings):
+    settings.MEDIA_CLEANUP_SCHEDULE = "*/15 * * * *"
+    settings.MEDIA_CLEANUP_HOST_TIME_ZONE = "Europe/Berlin"
+    then = schedule.convert(
+        "*/15 * * * *", "Asia/Tbilisi", "Europe/Berlin", other_season(ZoneInfo("Europe/Berlin"))
+    )
+    settings.CRONJOBS = [(cron.host_schedule().host_schedule, cron.JOB)]
+    job = (then.host_schedule, cron.JOB)
+    fake_crontab.write_text(
+        f"{job[0]} {then.line_prefix} python manage.py crontab run {cron.job_hash(job)} # x\n"
+    )
+
+    assert check_cleanup_job_installed() == []
+
+
+# -- E002: the schedule converts ---------------------------------------------------------------
+
+
+def test_e002_when_the_schedule_cannot_be_converted_for_the_host(settings):
+    settings.MEDIA_CLEANUP_SCHEDULE = "0 2 1 * *"
+    settings.MEDIA_CLEANUP_HOST_TIME_ZONE = "Etc/UTC"
+
+    messages = check_schedule_converts()
+
+    assert ids(messages) == ["media_app.E002"]
+    assert "MEDIA_CLEANUP_SCHEDULE='0 2 1 * *' in TIME_ZONE (UTC+04:00) cannot be written" in messages[0].msg
+
+
+def test_no_e002_when_it_converts(settings):
+    settings.MEDIA_CLEANUP_SCHEDULE = "0 3 * * *"
+    settings.MEDIA_CLEANUP_HOST_TIME_ZONE = "Etc/UTC"
+
+    assert check_schedule_converts() == []
 
 
 # -- W003: the last successful run -------------------------------------------------------------
@@ -232,6 +297,17 @@ def test_the_checks_run_with_deploy_and_only_then(fake_crontab, settings, tmp_pa
     assert sorted(deploy) == ["media_app.W002", "media_app.W003", "media_app.W004"]
     assert sorted(cron_only) == ["media_app.W002", "media_app.W004"]
     assert not [name for name in everyday if name.startswith("media_app.")]
+
+
+@pytest.mark.django_db
+def test_e002_runs_with_deploy_only_so_that_other_commands_still_work(fake_crontab, settings):
+    settings.MEDIA_CLEANUP_SCHEDULE = "0 1,22 * * 1"
+    settings.MEDIA_CLEANUP_HOST_TIME_ZONE = "Etc/UTC"
+
+    assert "media_app.E002" in ids(
+        checks.run_checks(include_deployment_checks=True, tags=["media_cleanup_cron"])
+    )
+    assert not [name for name in ids(checks.run_checks()) if name.startswith("media_app.")]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -106,7 +106,7 @@ PRINT_SCHEDULE = (
 
 
 def test_the_schedule_defaults_to_three_at_night_and_logs_under_var(tmp_path):
-    result = run_settings(PRINT_SCHEDULE, SECRET_KEY="k")
+    result = run_settings(PRINT_SCHEDULE, SECRET_KEY="k", MEDIA_CLEANUP_HOST_TIME_ZONE="Asia/Tbilisi")
 
     assert result.returncode == 0, result.stderr
     jobs, suffix, log_file, alert_after = json.loads(result.stdout)
@@ -121,6 +121,7 @@ def test_the_job_definition_comes_from_the_env_file_alone_and_is_the_same_every_
     log_file = tmp_path / "my logs" / "sweep.log"
     env_file.write_text(
         f"SECRET_KEY=k\nMEDIA_CLEANUP_SCHEDULE=30 2 * * *\nMEDIA_CLEANUP_LOG_FILE={log_file}\n"
+        "MEDIA_CLEANUP_HOST_TIME_ZONE=Asia/Tbilisi\n"
     )
 
     first, second = (run_settings(PRINT_SCHEDULE, ENV_FILE=str(env_file)) for _ in range(2))
