@@ -61,12 +61,11 @@ system-deps:
 	else echo "System packages present: $(SYSTEM_PACKAGES)"; fi
 	@id -u $(CRON_TEST_USER) >/dev/null 2>&1 || $(SUDO) useradd --system --no-create-home --shell /usr/sbin/nologin $(CRON_TEST_USER)
 
-# Schedule the sweep in the current user's crontab (settings from .env), then fail loudly if
-# it is not really there: django-crontab says "adding cronjob" even without a crontab binary.
-# -v 0: at -v 1, `add` stops on a line added with an earlier schedule (it looks its hash up to
-# print it); quietly it replaces that line.
+# Schedule the sweep in the current user's crontab (settings from .env; the schedule is converted
+# from TIME_ZONE to the host's zone), then fail loudly if it is not really there: django-crontab
+# says "adding cronjob" even without a crontab binary.
 cron-install: $(STAMP)
-	$(PY) manage.py crontab add --verbosity 0
+	$(PY) manage.py crontab add
 	$(PY) manage.py crontab show
 	$(PY) manage.py check --deploy --tag media_cleanup_cron --fail-level WARNING
 
