@@ -353,3 +353,14 @@ def test_a_restore_that_cannot_ask_the_storage_fails_and_creates_no_row(media_ro
 
     assert result.status == "failed" and "cannot tell whether" in result.message
     assert not Media.objects.filter(pk=orphan.pk).exists()
+
+
+def test_restore_run_given_no_run_id_says_unknown():
+    result = restore_run("not-a-uuid")
+
+    assert (result.status, result.exit_code) == ("unknown", 2)
+    assert "'not-a-uuid' is not a run id" in result.message
+
+
+def test_a_run_id_is_read_in_any_case(swept, backend):
+    assert restore_run(swept["result"].run_id.upper()).restored_files == 2

@@ -10,6 +10,7 @@ period protects a file that comes back without a row.
 import dataclasses
 import itertools
 import logging
+import uuid
 from datetime import datetime
 
 from django.apps import apps
@@ -77,6 +78,16 @@ class RestoreResult:
         return dataclasses.asdict(self)
 
 
+def parse_run_id(text):
+    """Return a run id in its canonical form; raise ``ValueError`` with a one-line message if it is none."""
+    try:
+        return str(uuid.UUID(str(text)))
+    except ValueError:
+        raise ValueError(
+            f"{str(text)[:100]!r} is not a run id: give the run_id that cleanup_media --json printed (a UUID)"
+        ) from None
+
+
 def quarantined_runs(storage=None):
     """Return the restorable runs, newest first: ``[{"run_id", "created", "files", "records", "bytes"}]``."""
     quarantine = quarantine_for(storage)
@@ -100,9 +111,14 @@ def restore_run(run_id, *, dry_run=False, using=DEFAULT_DB_ALIAS, storage=None):
 
     Return a ``RestoreResult``: ``ok`` when everything came back, ``partial`` when something
     was skipped (a file exists again, an owner is still gone, a row exists) or failed,
-    ``unknown`` or ``purged`` when there is nothing to restore, ``locked`` when a sweep runs.
+    ``unknown`` (also for a ``run_id`` that is no run id) or ``purged`` when there is nothing
+    to restore, ``locked`` when a sweep runs.
     """
-    run_id = str(run_id)
+    try:
+        run_id = parse_run_id(run_id)
+    except ValueError as exc:
+        logger.warning("Restore not started: %s", exc)
+        return RestoreResult(str(run_id), dry_run=dry_run, status=RestoreStatus.UNKNOWN, message=str(exc))
     result = RestoreResult(run_id=run_id, dry_run=dry_run)
     with cleanup_lock(using) as acquired:
         if not acquired:
