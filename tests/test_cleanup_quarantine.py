@@ -18,6 +18,7 @@ from media_app.cleanup.restore import restore_run
 from media_app.models import Media
 from tests import factories
 from tests.backends import later
+from tests.conftest import tree
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -353,6 +354,61 @@ def test_a_restore_that_cannot_ask_the_storage_fails_and_creates_no_row(media_ro
 
     assert result.status == "failed" and "cannot tell whether" in result.message
     assert not Media.objects.filter(pk=orphan.pk).exists()
+
+
+# -- what the quarantine holds is hostile input -------------------------------------------------
+
+
+# For tests of what only local files have (symlinks, folders): the ``swept`` fixture on local files.
+on_local_files = pytest.mark.parametrize("backend", ["filesystem"], indirect=True)
+
+
+def file_line(name):
+    return json.dumps({"kind": "file", "name": name}).encode()
+
+
+def test_a_restore_never_moves_a_file_through_a_symlinked_folder_of_the_quarantine(
+    media_root, quarantine_root, outside_dir
+):
+    (outside_dir / "x").write_bytes(b"not the product's")
+    link = media_root / "uploads/tours/evil"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside_dir)
+    run_id = run_cleanup(now=later()).run_id
+    assert (quarantine_root / run_id / "uploads/tours/evil").is_symlink(), "the link was quarantined"
+    # A forged manifest part, read before the real one: the file "under" the quarantined link.
+    (quarantine_root / run_id / "manifest-00000.jsonl").write_bytes(file_line("uploads/tours/evil/x") + b"\n")
+    before = tree(outside_dir)
+
+    result = restore_run(run_id)
+
+    assert tree(outside_dir) == before
+    assert os.readlink(link) == str(outside_dir), "the link itself comes back, as a link"
+    assert (result.status, result.restored_files, result.skipped) == ("partial", 1, 1)
+    assert result.skipped_items == [
+        {
+            "kind": "file",
+            "name": "uploads/tours/evil/x",
+            "reason": "refused: a folder above it in the quarantine is a symlink",
+        }
+    ]
+
+
+@on_local_files
+def test_a_restore_moves_back_files_and_links_never_a_folder(swept, media_root, quarantine_root):
+    run_id = swept["result"].run_id
+    (media_root / "uploads/guides").rmdir()  # the stray file's folder, empty since the sweep
+    (quarantine_root / run_id / "manifest-00000.jsonl").write_bytes(file_line("uploads/guides") + b"\n")
+
+    result = restore_run(run_id)
+
+    assert {
+        "kind": "file",
+        "name": "uploads/guides",
+        "reason": "refused: not a file or a link in the quarantine",
+    } in (result.skipped_items)
+    assert result.restored_files == 2, "the file in that folder came back on its own line"
+    assert (media_root / swept["stray"]).read_bytes() == STRAY
 
 
 def test_restore_run_given_no_run_id_says_unknown():

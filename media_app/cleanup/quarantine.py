@@ -10,7 +10,8 @@ its run id, holding the files under their original paths and a manifest of the r
 A manifest part is written before the files of its batch move and before its rows go, so a
 run killed midway still describes everything it touched. The quarantine is never under
 ``uploads/``, never public and never listed as uploads. It describes itself: a restore needs
-no run history, only the run id.
+no run history, only the run id. A restore moves back only regular files and links found
+inside the run's own folder, never through a symlinked folder.
 
 On local files it is a folder outside ``MEDIA_ROOT`` (``MEDIA_CLEANUP_QUARANTINE_ROOT``); on S3
 a key prefix outside ``uploads/`` (``MEDIA_CLEANUP_QUARANTINE_PREFIX``), reached by a
@@ -22,6 +23,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import time
 
 from django.core.files.storage import FileSystemStorage, default_storage
@@ -154,26 +156,43 @@ class FilesystemQuarantine:
     def move_back(self, run_id, names, dry_run=False):
         """Put files back at their original paths with a fresh modification time; yield outcomes.
 
-        With ``dry_run``, only tell what would happen.
+        Only a regular file or a link (moved as a link, never followed) found inside the run's
+        own folder comes back: a name reached through a symlinked folder of the quarantine is
+        refused. With ``dry_run``, only tell what would happen.
         """
         inside = InsideCheck(self.storage)
+        run_dir = self._run_dir(run_id)
+        real_folders = {}  # quarantine folder -> no symlink leads to it (one realpath per folder)
         for name in names:
-            source = os.path.join(self._run_dir(run_id), name)
+            source = os.path.join(run_dir, name)
             target = os.path.join(self.media_root, name)
             if not (in_uploads(name) and inside(name)):
                 yield name, Restored.FAILED, "refused: the path leads outside uploads/"
                 continue
             try:
+                folder = os.path.dirname(source)
+                if folder not in real_folders:
+                    # run_dir is a real path (the root is resolved, the run folder checked): any
+                    # difference comes from a symlink between it and the file.
+                    real_folders[folder] = os.path.realpath(folder) == folder
+                if not real_folders[folder]:
+                    yield name, Restored.FAILED, "refused: a folder above it in the quarantine is a symlink"
+                    continue
                 if os.path.lexists(target):
                     yield name, Restored.EXISTS, "a file is there again; left as it is"
                     continue
-                if not os.path.lexists(source):
+                try:
+                    mode = os.lstat(source).st_mode
+                except (FileNotFoundError, NotADirectoryError):
                     yield name, Restored.MISSING, "not in the quarantine"
+                    continue
+                if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+                    yield name, Restored.FAILED, "refused: not a file or a link in the quarantine"
                     continue
                 if not dry_run:
                     os.makedirs(os.path.dirname(target), exist_ok=True)
-                    shutil.move(source, target)
-                    if not os.path.islink(target):
+                    _move(source, target)
+                    if not stat.S_ISLNK(mode):
                         os.utime(target)  # fresh: the grace period protects it if no row comes back
             except OSError as exc:
                 yield name, Restored.FAILED, f"{type(exc).__name__}: {exc}"
