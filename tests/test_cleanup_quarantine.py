@@ -4,6 +4,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -359,6 +360,17 @@ def test_a_restore_that_cannot_ask_the_storage_fails_and_creates_no_row(media_ro
 # -- what the quarantine holds is hostile input -------------------------------------------------
 
 
+def put_quarantined(backend, path, content):
+    """Write ``content`` at ``path`` under the quarantine, behind the product's back."""
+    if backend.name == "s3":
+        backend.client.put_object(Bucket=backend.bucket, Key=f"quarantine/{path}", Body=content)
+        return f"s3://{backend.bucket}/quarantine/{path}"
+    target = backend.quarantine / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(content)
+    return str(target)
+
+
 # For tests of what only local files have (symlinks, folders): the ``swept`` fixture on local files.
 on_local_files = pytest.mark.parametrize("backend", ["filesystem"], indirect=True)
 
@@ -409,6 +421,151 @@ def test_a_restore_moves_back_files_and_links_never_a_folder(swept, media_root, 
     } in (result.skipped_items)
     assert result.restored_files == 2, "the file in that folder came back on its own line"
     assert (media_root / swept["stray"]).read_bytes() == STRAY
+
+
+BAD_LINES = [
+    (b"not json", "not JSON"),
+    (b"[1, 2]", "not a JSON object"),
+    (b"[" * 100_000, "not JSON"),
+    (b"\xff\xfe{}", "not JSON"),
+    (b'{"kind": "file"}', '"name" is not a plain name under uploads/: None'),
+    (b'{"kind": "file", "name": 7}', '"name" is not a plain name under uploads/: 7'),
+    (file_line("uploads/../../etc/passwd"), '"name" is not a plain name under uploads/'),
+    (file_line("/etc/passwd"), '"name" is not a plain name under uploads/'),
+    (file_line("static/site.css"), '"name" is not a plain name under uploads/'),
+    (b'{"kind": "photo", "name": "uploads/x.jpg"}', '"kind" is neither "file" nor "record"'),
+    (b'{"name": "uploads/x.jpg"}', '"kind" is neither "file" nor "record"'),
+]
+
+
+def record_line(**changes):
+    """Return a well-formed manifest line of a deleted row, with ``changes`` (None removes a key)."""
+    entry = {
+        "kind": "record",
+        "id": "8d7f2a4c-1111-4e2b-9c3d-5a6b7c8d9e0f",
+        "content_type": ["tours", "tour"],
+        "object_id": "8d7f2a4c-2222-4e2b-9c3d-5a6b7c8d9e0f",
+        "file": "uploads/tours/a.jpg",
+        "original_name": "a.jpg",
+        "size": 5,
+        "mime_type": "image/jpeg",
+        "caption": "",
+        "created_at": "2026-01-02T03:04:05+00:00",
+    }
+    entry.update(changes)
+    return json.dumps({key: value for key, value in entry.items() if value is not None}).encode()
+
+
+BAD_RECORDS = [
+    (record_line(id="row-1"), '"id" is not a UUID'),
+    (record_line(id=None), '"id" is not a UUID'),
+    (record_line(object_id=12), '"object_id" is not a UUID'),
+    (record_line(content_type="tours.tour"), '"content_type" is not [app label, model]'),
+    (record_line(content_type=["tours"]), '"content_type" is not [app label, model]'),
+    (record_line(file=None), '"file" is not a text of at most 255 characters'),
+    (record_line(caption="x" * 256), '"caption" is not a text of at most 255 characters'),
+    (record_line(original_name="a\x00.jpg"), '"original_name" is not a text'),
+    (record_line(mime_type=["image/jpeg"]), '"mime_type" is not a text of at most 100 characters'),
+    (record_line(size="5"), '"size" is not a number of bytes'),
+    (record_line(size=-1), '"size" is not a number of bytes'),
+    (record_line(size=True), '"size" is not a number of bytes'),
+    (record_line(size=2**63), '"size" is not a number of bytes'),
+    (record_line(created_at="yesterday"), '"created_at" is not an ISO date and time with an offset'),
+    (
+        record_line(created_at="2026-01-02T03:04:05"),
+        '"created_at" is not an ISO date and time with an offset',
+    ),
+]
+
+
+def test_malformed_manifest_lines_are_skipped_with_their_place_and_the_rest_is_restored(swept, backend):
+    swept["owner"].save(force_insert=True)
+    run_id = swept["result"].run_id
+    bad = BAD_LINES + BAD_RECORDS
+    put_quarantined(backend, f"{run_id}/manifest-00000.jsonl", b"\n".join(line for line, _ in bad) + b"\n\n")
+
+    report, code = restore(run_id)
+
+    assert (code, report["status"]) == (1, "partial")
+    assert (report["restored_files"], report["restored_records"], report["skipped"]) == (2, 1, len(bad))
+    for number, (item, (_, reason)) in enumerate(zip(report["skipped_items"], bad, strict=True), start=1):
+        assert (item["kind"], item["name"]) == ("manifest", f"manifest-00000.jsonl line {number}")
+        assert item["reason"].startswith("malformed manifest line: ") and reason in item["reason"], item
+    assert backend.read(swept["stray"]) == STRAY
+
+
+def test_list_counts_only_the_entries_a_restore_would_try(swept, backend):
+    run_id = swept["result"].run_id
+    put_quarantined(backend, f"{run_id}/manifest-00000.jsonl", b"not json\n" + record_line(size="5") + b"\n")
+    out = io.StringIO()
+
+    call_command("restore_media", "--list", "--json", stdout=out)
+
+    (run,) = json.loads(out.getvalue())
+    assert (run["files"], run["records"]) == (2, 1)
+
+
+@on_local_files
+def test_a_manifest_part_that_is_not_a_regular_file_is_skipped_and_never_followed(
+    swept, quarantine_root, outside_dir
+):
+    run_id = swept["result"].run_id
+    (outside_dir / "forged.jsonl").write_bytes(file_line("uploads/guides/stray.jpg") + b"\n")
+    (quarantine_root / run_id / "manifest-00000.jsonl").symlink_to(outside_dir / "forged.jsonl")
+    (quarantine_root / run_id / "manifest-00009.jsonl").mkdir()
+
+    result = restore_run(run_id)
+
+    assert [(item["name"], item["reason"]) for item in result.skipped_items[:2]] == [
+        ("manifest-00000.jsonl", "manifest part cannot be read (a symlink, never followed)"),
+        ("manifest-00009.jsonl", "manifest part cannot be read (not a regular file)"),
+    ]
+    assert result.restored_files == 2
+
+
+def test_a_row_listed_twice_comes_back_once(swept, backend):
+    swept["owner"].save(force_insert=True)
+    run_id = swept["result"].run_id
+    record = next(
+        line
+        for line in backend.quarantined(run_id, "manifest-00001.jsonl").splitlines()
+        if b'"record"' in line
+    )
+    put_quarantined(backend, f"{run_id}/manifest-00099.jsonl", record + b"\n")
+
+    result = restore_run(run_id)
+
+    assert (result.restored_records, result.skipped) == (1, 1), result.skipped_items
+    assert result.skipped_items[0]["reason"] == "the manifest lists this row twice"
+    assert Media.objects.filter(pk=swept["orphan"].pk).count() == 1
+
+
+def test_a_row_of_an_owner_type_without_a_uuid_key_is_skipped(swept, backend):
+    run_id = swept["result"].run_id
+    forged = record_line(content_type=["auth", "group"], id=str(uuid.uuid4()))
+    put_quarantined(backend, f"{run_id}/manifest-00000.jsonl", forged + b"\n")
+
+    result = restore_run(run_id)
+
+    assert result.status == "partial"
+    assert "its owner (auth.group 8d7f2a4c-2222-4e2b-9c3d-5a6b7c8d9e0f) is still gone" in [
+        item["reason"] for item in result.skipped_items
+    ]
+
+
+def test_line_separators_inside_a_caption_survive_the_manifest(backend):
+    owner = factories.tour()
+    factories.media(factories.tour())
+    orphan = factories.media(owner)
+    Media.objects.filter(pk=orphan.pk).update(caption="Narikala\u2028at night\x85")
+    factories.delete_behind_the_orms_back(owner)
+    run_id = run_cleanup(now=later()).run_id
+    owner.save(force_insert=True)
+
+    result = restore_run(run_id)
+
+    assert result.status == "ok", result.skipped_items or result.message
+    assert Media.objects.get(pk=orphan.pk).caption == "Narikala\u2028at night\x85"
 
 
 def test_restore_run_given_no_run_id_says_unknown():

@@ -10,8 +10,9 @@ its run id, holding the files under their original paths and a manifest of the r
 A manifest part is written before the files of its batch move and before its rows go, so a
 run killed midway still describes everything it touched. The quarantine is never under
 ``uploads/``, never public and never listed as uploads. It describes itself: a restore needs
-no run history, only the run id. A restore moves back only regular files and links found
-inside the run's own folder, never through a symlinked folder.
+no run history, only the run id. Its manifest is read with suspicion (``manifest.py``); a
+restore moves back only regular files and links found inside the run's own folder, never
+through a symlinked folder.
 
 On local files it is a folder outside ``MEDIA_ROOT`` (``MEDIA_CLEANUP_QUARANTINE_ROOT``); on S3
 a key prefix outside ``uploads/`` (``MEDIA_CLEANUP_QUARANTINE_PREFIX``), reached by a
@@ -30,6 +31,7 @@ from django.core.files.storage import FileSystemStorage, default_storage
 
 from .. import conf
 from ..paths import InsideCheck, in_uploads
+from .manifest import ManifestLine, manifest_lines
 from .walkers import Deletion, remove_empty_folders
 
 logger = logging.getLogger(__name__)
@@ -146,12 +148,20 @@ class FilesystemQuarantine:
         return found
 
     def entries(self, run_id):
-        """Yield the manifest entries of a run, part by part."""
+        """Yield a ``ManifestLine`` for each line of the run's manifest, part by part.
+
+        A part that is not a regular file (a symlink is never followed) is one line that says so.
+        """
         folder = self._run_dir(run_id)
         for part in sorted(name for name in os.listdir(folder) if name.startswith(MANIFEST_PREFIX)):
-            with open(os.path.join(folder, part), encoding="utf-8") as handle:
-                for line in handle:
-                    yield json.loads(line)
+            try:
+                handle = _open_regular(os.path.join(folder, part))
+            except OSError as exc:
+                problem = f"manifest part cannot be read ({exc.strerror or exc})"
+                yield ManifestLine(_shown(part), problem=problem)
+                continue
+            with handle:
+                yield from manifest_lines(_shown(part), handle)
 
     def move_back(self, run_id, names, dry_run=False):
         """Put files back at their original paths with a fresh modification time; yield outcomes.
@@ -214,6 +224,28 @@ class FilesystemQuarantine:
         size = self.size(run_id)
         shutil.rmtree(self._run_dir(run_id))
         return size
+
+
+def _open_regular(path):
+    """Open a regular file for reading in binary, never through a symlink nor blocking on a pipe."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "a symlink, never followed", path) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def _shown(path):
+    """Return a path fit for a message: bytes that are not UTF-8 shown as escapes."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _write_json(path, value):

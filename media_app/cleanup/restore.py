@@ -4,7 +4,9 @@
 "restore this run". It takes the sweep's lock, never overwrites a file that exists again,
 and re-creates only the rows whose owner exists again (after the owner came back from a
 backup, say). Restored files get a fresh modification time, so that the sweep's grace
-period protects a file that comes back without a row.
+period protects a file that comes back without a row. A manifest line that cannot be
+restored (malformed, or refused by the quarantine) is skipped with its reason; the rest of
+the run comes back.
 """
 
 import dataclasses
@@ -18,7 +20,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import default_storage
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
-from django.db.models import Case, DateTimeField, Value, When
+from django.db.models import Case, DateTimeField, UUIDField, Value, When
 
 from ..models import CleanupRun, Media
 from .lock import cleanup_lock
@@ -89,17 +91,23 @@ def parse_run_id(text):
 
 
 def quarantined_runs(storage=None):
-    """Return the restorable runs, newest first: ``[{"run_id", "created", "files", "records", "bytes"}]``."""
+    """Return the restorable runs, newest first: ``[{"run_id", "created", "files", "records", "bytes"}]``.
+
+    ``files`` and ``records`` count the manifest's entries that a restore would try.
+    """
     quarantine = quarantine_for(storage)
     runs = []
     for run_id, created in quarantine.runs().items():
-        entries = list(quarantine.entries(run_id))
+        counts = {"file": 0, "record": 0}
+        for line in quarantine.entries(run_id):
+            if line.entry is not None:
+                counts[line.entry["kind"]] += 1
         runs.append(
             {
                 "run_id": run_id,
                 "created": datetime.fromtimestamp(created).astimezone().isoformat(timespec="seconds"),
-                "files": sum(entry["kind"] == "file" for entry in entries),
-                "records": sum(entry["kind"] == "record" for entry in entries),
+                "files": counts["file"],
+                "records": counts["record"],
                 "bytes": quarantine.size(run_id),
             }
         )
@@ -110,9 +118,9 @@ def restore_run(run_id, *, dry_run=False, using=DEFAULT_DB_ALIAS, storage=None):
     """Put a quarantined run's files back and re-create its rows whose owner exists again.
 
     Return a ``RestoreResult``: ``ok`` when everything came back, ``partial`` when something
-    was skipped (a file exists again, an owner is still gone, a row exists) or failed,
-    ``unknown`` (also for a ``run_id`` that is no run id) or ``purged`` when there is nothing
-    to restore, ``locked`` when a sweep runs.
+    was skipped (a file exists again, an owner is still gone, a row exists, a manifest line is
+    malformed) or failed, ``unknown`` (also for a ``run_id`` that is no run id) or ``purged``
+    when there is nothing to restore, ``locked`` when a sweep runs.
     """
     try:
         run_id = parse_run_id(run_id)
@@ -162,17 +170,25 @@ class Restore:
         self.quarantine = quarantine
         self.storage = storage
         self.at_their_path = set()  # files put back (or that a dry run would), or already there
+        self.record_ids = set()  # rows met so far: a forged manifest may list one twice
         self.using = using
         self.dry_run = dry_run
 
     def run(self):
-        run_id = self.result.run_id
-        files = (entry["name"] for entry in self.quarantine.entries(run_id) if entry["kind"] == "file")
+        files = (entry["name"] for entry in self.entries("file", report=True))
         for batch in _batches(files):
             self.restore_files(batch)
-        records = (entry for entry in self.quarantine.entries(run_id) if entry["kind"] == "record")
-        for batch in _batches(records):
+        for batch in _batches(self.entries("record")):
             self.restore_records(batch)
+
+    def entries(self, kind, report=False):
+        """Yield the run's entries of ``kind``; with ``report``, skip each malformed line, saying why."""
+        for line in self.quarantine.entries(self.result.run_id):
+            if line.entry is None:
+                if report:
+                    self.result.skip("manifest", line.where, line.problem)
+            elif line.entry["kind"] == kind:
+                yield line.entry
 
     def restore_files(self, names):
         for name, outcome, detail in self.quarantine.move_back(
@@ -195,6 +211,10 @@ class Restore:
         owners = self.existing_owners(entries)
         rows = []
         for entry in entries:
+            if entry["id"] in self.record_ids:
+                self.result.skip("record", entry["file"], "the manifest lists this row twice")
+                continue
+            self.record_ids.add(entry["id"])
             if entry["id"] in existing:
                 self.result.skip("record", entry["file"], "a media row with this id exists")
             elif (tuple(entry["content_type"]), entry["object_id"]) not in owners:
@@ -242,6 +262,8 @@ class Restore:
                 model = apps.get_model(*content_type)
             except LookupError:
                 continue  # the owner type itself is gone
+            if not isinstance(model._meta.pk, UUIDField):
+                continue  # a model no media row can belong to (its key is no UUID)
             ids = [entry["object_id"] for entry in group]
             for pk in model._base_manager.using(self.using).filter(pk__in=ids).values_list("pk", flat=True):
                 found.add((tuple(content_type), str(pk)))

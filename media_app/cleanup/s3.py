@@ -16,6 +16,7 @@ from itertools import islice
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..paths import in_uploads, is_safe_name
+from .manifest import manifest_lines
 from .quarantine import MANIFEST_PREFIX, META, QuarantineError, Restored
 from .walkers import PREFIX, Deletion, StorageUnavailable, StoredFile
 
@@ -199,11 +200,13 @@ class S3Quarantine:
         return found
 
     def entries(self, run_id):
-        """Yield the manifest entries of a run, part by part."""
+        """Yield a ``ManifestLine`` for each line of the run's manifest, part by part."""
+        run_key = self._key(run_id)
         parts = sorted(e["Key"] for e in self._objects(self._key(run_id, MANIFEST_PREFIX)))
         for key in parts:
-            for line in self._read(key).decode("utf-8").splitlines():
-                yield json.loads(line)
+            # Split bytes, not text: str.splitlines() also splits at U+2028 and U+0085, which a
+            # caption may hold and JSON written with ensure_ascii=False leaves as they are.
+            yield from manifest_lines(key[len(run_key) :], self._read(key).splitlines())
 
     def move_back(self, run_id, names, dry_run=False):
         """Copy files back to their original keys (a fresh LastModified), then drop the quarantined copies."""
