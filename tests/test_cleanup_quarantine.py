@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from media_app.cleanup import engine
 from media_app.cleanup.engine import run_cleanup
 from media_app.cleanup.lock import cleanup_lock
-from media_app.cleanup.quarantine import FilesystemQuarantine
+from media_app.cleanup.quarantine import NOT_A_RUN, FilesystemQuarantine, quarantine_for
 from media_app.cleanup.restore import restore_run
-from media_app.models import Media
+from media_app.models import CleanupRun, Media
 from tests import factories
 from tests.backends import later
 from tests.conftest import tree
@@ -371,8 +372,16 @@ def put_quarantined(backend, path, content):
     return str(target)
 
 
+def read_quarantined(backend, path):
+    """Return the bytes at ``path`` under the quarantine."""
+    if backend.name == "s3":
+        return backend.client.get_object(Bucket=backend.bucket, Key=f"quarantine/{path}")["Body"].read()
+    return (backend.quarantine / path).read_bytes()
+
+
 # For tests of what only local files have (symlinks, folders): the ``swept`` fixture on local files.
 on_local_files = pytest.mark.parametrize("backend", ["filesystem"], indirect=True)
+on_s3 = pytest.mark.parametrize("backend", ["s3"], indirect=True)
 
 
 def file_line(name):
@@ -568,6 +577,142 @@ def test_line_separators_inside_a_caption_survive_the_manifest(backend):
     assert Media.objects.get(pk=orphan.pk).caption == "Narikala\u2028at night\x85"
 
 
+BAD_META = [
+    (b"not json", "is not valid JSON"),
+    (b"\xff\xfe", "is not valid JSON"),
+    (b"[]", "is not a JSON object"),
+    (b'{"run_id": "x"}', 'has no "created" time'),
+    (b'{"created": "yesterday"}', 'has no "created" time'),
+    (b'{"created": 1e400}', 'has no "created" time'),
+    (b'{"created": true}', 'has no "created" time'),
+]
+
+
+@pytest.mark.parametrize(("content", "reason"), BAD_META)
+def test_a_corrupt_meta_json_is_one_error_of_every_sweep_and_never_purged(swept, backend, content, reason):
+    bad = str(uuid.uuid4())
+    path = put_quarantined(backend, f"{bad}/meta.json", content)
+    put_quarantined(backend, f"{bad}/uploads/tours/kept.jpg", b"kept")
+
+    result = run_cleanup(now=swept["clock"] + timedelta(days=30), purge_quarantine=True)
+
+    assert (result.status, result.purged_runs, result.error_count) == ("errors", 1, 1), result.message
+    (error,) = result.errors
+    assert error.startswith(f"quarantine: {path}: {reason}") and error.endswith(
+        "repair it, or remove its run folder"
+    )
+    assert read_quarantined(backend, f"{bad}/uploads/tours/kept.jpg") == b"kept", "never purged"
+    assert quarantine_keys(backend, swept["result"].run_id) == [], "the readable run went as usual"
+
+
+def test_a_restore_of_a_run_whose_meta_json_is_corrupt_fails_in_one_line(swept, backend):
+    run_id = swept["result"].run_id
+    path = put_quarantined(backend, f"{run_id}/meta.json", b"{")
+
+    report, code = restore(run_id)
+
+    assert (code, report["status"]) == (1, "failed")
+    assert report["message"].startswith(
+        f"the quarantine of run {run_id} cannot be read: {path}: is not valid JSON"
+    )
+    assert "\n" not in report["message"]
+    assert not backend.exists(swept["stray"])
+
+
+NOT_RUNS = [
+    ("notes.txt", "notes.txt", "not a run folder"),
+    ("old-runs/meta.json", "old-runs/", "not a run folder"),
+    (
+        "0b7c2d0e-0000-4000-8000-000000000000/manifest-00001.jsonl",
+        "0b7c2d0e-0000-4000-8000-000000000000/",
+        "a run folder without meta.json",
+    ),
+]
+
+
+@pytest.mark.parametrize(("written", "entry", "reason"), NOT_RUNS)
+def test_what_is_not_a_run_is_one_error_of_every_sweep(swept, backend, written, entry, reason):
+    put_quarantined(backend, written, b"{}")
+
+    result = run_cleanup(now=swept["clock"], purge_quarantine=True)
+
+    assert (result.status, result.purged_runs, result.error_count) == ("errors", 1, 1)
+    (error,) = result.errors
+    if backend.name == "s3":
+        shown = f"s3://{backend.bucket}/quarantine/{entry}"
+    else:
+        shown = str(backend.quarantine / entry)
+    assert error.startswith(f"quarantine: {shown}: {reason}") and "remove it" in error, error
+    assert read_quarantined(backend, written) == b"{}", "never purged"
+
+
+def test_a_restore_of_a_run_folder_without_meta_json_fails(swept, backend):
+    run_id = swept["result"].run_id
+    if backend.name == "s3":
+        backend.client.delete_object(Bucket=backend.bucket, Key=f"quarantine/{run_id}/meta.json")
+    else:
+        (backend.quarantine / run_id / "meta.json").unlink()
+
+    result = restore_run(run_id)
+
+    assert result.status == "failed" and "a run folder without meta.json" in result.message
+    assert not backend.exists(swept["stray"])
+
+
+@on_local_files
+@pytest.mark.parametrize("kind", ["symlink", "folder"])
+def test_a_meta_json_that_is_not_a_regular_file_is_never_read(swept, quarantine_root, outside_dir, kind):
+    meta = quarantine_root / swept["result"].run_id / "meta.json"
+    meta.unlink()
+    if kind == "symlink":
+        (outside_dir / "meta.json").write_text('{"created": 0}')
+        meta.symlink_to(outside_dir / "meta.json")
+    else:
+        meta.mkdir()
+
+    result = run_cleanup(now=swept["clock"], purge_quarantine=True)
+
+    assert (result.status, result.purged_runs) == ("errors", 0)
+    reason = "a symlink, never followed" if kind == "symlink" else "not a regular file"
+    assert result.errors == [
+        f"quarantine: {meta}: cannot be read ({reason}); repair it, or remove its run folder"
+    ]
+
+
+def test_a_name_that_is_not_utf8_is_reported_readably(media_root, quarantine_root):
+    quarantine_root.mkdir()
+    os.close(os.open(os.fsencode(quarantine_root) + b"/caf\xe9.txt", os.O_CREAT | os.O_WRONLY))
+
+    result = run_cleanup()
+
+    assert result.errors == [f"quarantine: {quarantine_root}/caf\\xe9.txt: {NOT_A_RUN}"]
+    assert CleanupRun.objects.get(pk=result.run_id).errors == result.errors
+
+
+def test_lost_and_found_is_no_stray_folder(media_root, quarantine_root):
+    (quarantine_root / "lost+found").mkdir(parents=True)
+
+    assert run_cleanup().status == "ok"
+
+
+def test_begin_keeps_extra_meta_keys_for_runs_to_return(backend):
+    quarantine = quarantine_for()
+    run_id = str(uuid.uuid4())
+    now = timezone.now()
+
+    quarantine.begin(run_id, now, database="tbilisi-tours")
+
+    runs, problems = quarantine.runs()
+    assert problems == []
+    assert runs[run_id].created == now.timestamp()
+    assert runs[run_id].meta == {"run_id": run_id, "created": now.timestamp(), "database": "tbilisi-tours"}
+    assert quarantine.run(run_id) == runs[run_id]
+
+
+def test_an_unknown_run_id_is_no_run_on_both_backends(backend):
+    assert quarantine_for().run(str(uuid.uuid4())) is None
+
+
 def test_restore_run_given_no_run_id_says_unknown():
     result = restore_run("not-a-uuid")
 
@@ -577,3 +722,32 @@ def test_restore_run_given_no_run_id_says_unknown():
 
 def test_a_run_id_is_read_in_any_case(swept, backend):
     assert restore_run(swept["result"].run_id.upper()).restored_files == 2
+
+
+@on_s3
+def test_a_meta_json_the_bucket_refuses_to_give_is_one_error(swept, backend):
+    run_id = swept["result"].run_id
+    statement = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{backend.bucket}/quarantine/{run_id}/meta.json",
+    }
+    backend.client.put_bucket_policy(
+        Bucket=backend.bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    )
+
+    result = run_cleanup(now=swept["clock"], purge_quarantine=True)
+
+    assert (result.status, result.purged_runs) == ("errors", 0)
+    (error,) = result.errors
+    assert error.startswith(
+        f"quarantine: s3://{backend.bucket}/quarantine/{run_id}/meta.json: cannot be read ("
+    )
+    assert "GetObject" in error and error.endswith("; repair it, or remove its run folder")
+
+
+def test_a_folder_marker_of_the_prefix_is_no_stray_key_on_s3(s3_backend):
+    s3_backend.client.put_object(Bucket=s3_backend.bucket, Key="quarantine/", Body=b"")
+
+    assert run_cleanup(now=later()).status == "ok"

@@ -1,16 +1,17 @@
-"""A run's manifest, read with suspicion.
+"""What a run's quarantine says about itself: its ``meta.json`` and its manifest, read with suspicion.
 
-The manifest is a file anyone with access to the quarantine can edit, break or forge, so
-nothing read here is trusted: each line must be a JSON object that names a plain file under
-``uploads/`` or describes a media row the database can take back. A line that is not comes
-with its reason, so that one bad line costs that line only.
+Both are files anyone with access to the quarantine can edit, break or forge, so nothing read
+here is trusted: a ``meta.json`` must be a JSON object with a ``created`` POSIX time, and each
+manifest line a JSON object that names a plain file under ``uploads/`` or describes a media row
+the database can take back. What fails comes with its reason, so that one bad line costs that
+line only, and one bad ``meta.json`` its run only.
 """
 
 import dataclasses
 import json
 import reprlib
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from ..models import Media
 from ..paths import in_uploads
@@ -24,8 +25,37 @@ _shown.maxstring = 120
 _shown.maxother = 120
 
 
+def run_meta(run_id, now, extra):
+    """Return the ``meta.json`` of a run opened at ``now``: its id, its time, and ``extra`` keys."""
+    return {**extra, "run_id": str(run_id), "created": now.timestamp()}
+
+
+def parse_meta(raw):
+    """Return the dict a ``meta.json`` holds, from its bytes; raise ``ValueError`` saying what is wrong."""
+    try:
+        meta = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ValueError("is not a JSON object")
+    if not is_timestamp(meta.get("created")):
+        raise ValueError('has no "created" time (a POSIX timestamp)')
+    return meta
+
+
+def is_timestamp(value):
+    """Return True for a number that is a point in time (finite, within the calendar)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, ValueError, OSError):
+        return False
+    return True
+
+
 def is_uuid_text(value):
-    """Return True for a UUID in the text form ``str(uuid)`` writes (a row's id)."""
+    """Return True for a UUID in the text form ``str(uuid)`` writes (a run id, a row's id)."""
     try:
         return str(uuid.UUID(value)) == value
     except (TypeError, ValueError, AttributeError):

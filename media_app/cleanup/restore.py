@@ -24,7 +24,7 @@ from django.db.models import Case, DateTimeField, UUIDField, Value, When
 
 from ..models import CleanupRun, Media
 from .lock import cleanup_lock
-from .quarantine import QuarantineError, Restored, quarantine_for
+from .quarantine import QuarantineError, Restored, UnreadableRun, quarantine_for
 from .walkers import StorageUnavailable
 
 logger = logging.getLogger(__name__)
@@ -91,27 +91,29 @@ def parse_run_id(text):
 
 
 def quarantined_runs(storage=None):
-    """Return the restorable runs, newest first: ``[{"run_id", "created", "files", "records", "bytes"}]``.
+    """Return ``(runs, problems)``: the restorable runs, newest first, and what the quarantine cannot read.
 
-    ``files`` and ``records`` count the manifest's entries that a restore would try.
+    Each run is ``{"run_id", "created", "files", "records", "bytes"}``, counting the manifest's
+    entries that a restore would try; each problem is a ``QuarantineProblem``.
     """
     quarantine = quarantine_for(storage)
+    found, problems = quarantine.runs()
     runs = []
-    for run_id, created in quarantine.runs().items():
+    for run in sorted(found.values(), key=lambda run: run.created, reverse=True):
         counts = {"file": 0, "record": 0}
-        for line in quarantine.entries(run_id):
+        for line in quarantine.entries(run.run_id):
             if line.entry is not None:
                 counts[line.entry["kind"]] += 1
         runs.append(
             {
-                "run_id": run_id,
-                "created": datetime.fromtimestamp(created).astimezone().isoformat(timespec="seconds"),
+                "run_id": run.run_id,
+                "created": datetime.fromtimestamp(run.created).astimezone().isoformat(timespec="seconds"),
                 "files": counts["file"],
                 "records": counts["record"],
-                "bytes": quarantine.size(run_id),
+                "bytes": quarantine.size(run.run_id),
             }
         )
-    return sorted(runs, key=lambda run: run["created"], reverse=True)
+    return runs, problems
 
 
 def restore_run(run_id, *, dry_run=False, using=DEFAULT_DB_ALIAS, storage=None):
@@ -120,7 +122,8 @@ def restore_run(run_id, *, dry_run=False, using=DEFAULT_DB_ALIAS, storage=None):
     Return a ``RestoreResult``: ``ok`` when everything came back, ``partial`` when something
     was skipped (a file exists again, an owner is still gone, a row exists, a manifest line is
     malformed) or failed, ``unknown`` (also for a ``run_id`` that is no run id) or ``purged``
-    when there is nothing to restore, ``locked`` when a sweep runs.
+    when there is nothing to restore, ``failed`` when the run's quarantine cannot be read,
+    ``locked`` when a sweep runs. Never raise for expected trouble.
     """
     try:
         run_id = parse_run_id(run_id)
@@ -135,7 +138,7 @@ def restore_run(run_id, *, dry_run=False, using=DEFAULT_DB_ALIAS, storage=None):
             return result
         try:
             quarantine = quarantine_for(storage)
-            if run_id not in quarantine.runs():
+            if quarantine.run(run_id) is None:
                 known = CleanupRun.objects.using(using).filter(pk=run_id).exists()
                 result.status = RestoreStatus.PURGED if known else RestoreStatus.UNKNOWN
                 result.message = (
@@ -145,6 +148,10 @@ def restore_run(run_id, *, dry_run=False, using=DEFAULT_DB_ALIAS, storage=None):
                 )
                 return result
             Restore(result, quarantine, storage or default_storage, using=using, dry_run=dry_run).run()
+        except UnreadableRun as exc:
+            result.status = RestoreStatus.FAILED
+            result.message = f"the quarantine of run {run_id} cannot be read: {exc}"
+            logger.error("Restore of run %s failed: %s", run_id, result.message)
         except (DatabaseError, QuarantineError, StorageUnavailable, OSError) as exc:
             result.status = RestoreStatus.FAILED
             result.message = f"the restore could not go on: {type(exc).__name__}: {exc}"

@@ -2,6 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from media_app.cleanup.quarantine import QuarantineError
 from media_app.cleanup.restore import EXIT_CODES, RestoreStatus, parse_run_id, quarantined_runs, restore_run
 
 
@@ -47,7 +48,12 @@ class Command(BaseCommand):
             )
 
     def list_runs(self, as_json):
-        runs = quarantined_runs()
+        try:
+            runs, problems = quarantined_runs()
+        except (QuarantineError, OSError) as exc:
+            raise CommandError(f"cannot list the quarantine: {exc}") from None
+        for problem in problems:
+            self.stderr.write(f"warning: {problem}")
         if as_json:
             self.stdout.write(json.dumps(runs))
             return
