@@ -11,7 +11,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from .cleanup.quarantine import QuarantineError, quarantine_for
+from .cleanup.quarantine import QuarantineError, UnreadableRun, quarantine_for
 from .cleanup.restore import RestoreStatus, restore_run
 
 
@@ -60,8 +60,10 @@ def restore_message(result):
 
 
 def is_restorable(run_id):
-    """Return True when the quarantine still holds the run."""
+    """Return True when the quarantine still holds the run, readable or not (the restore page says)."""
     try:
-        return str(run_id) in quarantine_for().runs()
+        return quarantine_for().run(str(run_id)) is not None
+    except UnreadableRun:
+        return True
     except (QuarantineError, OSError):
         return False

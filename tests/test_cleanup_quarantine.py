@@ -4,20 +4,23 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from media_app.cleanup import engine
 from media_app.cleanup.engine import run_cleanup
 from media_app.cleanup.lock import cleanup_lock
-from media_app.cleanup.quarantine import FilesystemQuarantine
+from media_app.cleanup.quarantine import NOT_A_RUN, FilesystemQuarantine, quarantine_for
 from media_app.cleanup.restore import restore_run
-from media_app.models import Media
+from media_app.models import CleanupRun, Media
 from tests import factories
 from tests.backends import later
+from tests.conftest import tree
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -353,3 +356,398 @@ def test_a_restore_that_cannot_ask_the_storage_fails_and_creates_no_row(media_ro
 
     assert result.status == "failed" and "cannot tell whether" in result.message
     assert not Media.objects.filter(pk=orphan.pk).exists()
+
+
+# -- what the quarantine holds is hostile input -------------------------------------------------
+
+
+def put_quarantined(backend, path, content):
+    """Write ``content`` at ``path`` under the quarantine, behind the product's back."""
+    if backend.name == "s3":
+        backend.client.put_object(Bucket=backend.bucket, Key=f"quarantine/{path}", Body=content)
+        return f"s3://{backend.bucket}/quarantine/{path}"
+    target = backend.quarantine / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(content)
+    return str(target)
+
+
+def read_quarantined(backend, path):
+    """Return the bytes at ``path`` under the quarantine."""
+    if backend.name == "s3":
+        return backend.client.get_object(Bucket=backend.bucket, Key=f"quarantine/{path}")["Body"].read()
+    return (backend.quarantine / path).read_bytes()
+
+
+# For tests of what only local files have (symlinks, folders): the ``swept`` fixture on local files.
+on_local_files = pytest.mark.parametrize("backend", ["filesystem"], indirect=True)
+on_s3 = pytest.mark.parametrize("backend", ["s3"], indirect=True)
+
+
+def file_line(name):
+    return json.dumps({"kind": "file", "name": name}).encode()
+
+
+def test_a_restore_never_moves_a_file_through_a_symlinked_folder_of_the_quarantine(
+    media_root, quarantine_root, outside_dir
+):
+    (outside_dir / "x").write_bytes(b"not the product's")
+    link = media_root / "uploads/tours/evil"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside_dir)
+    run_id = run_cleanup(now=later()).run_id
+    assert (quarantine_root / run_id / "uploads/tours/evil").is_symlink(), "the link was quarantined"
+    # A forged manifest part, read before the real one: the file "under" the quarantined link.
+    (quarantine_root / run_id / "manifest-00000.jsonl").write_bytes(file_line("uploads/tours/evil/x") + b"\n")
+    before = tree(outside_dir)
+
+    result = restore_run(run_id)
+
+    assert tree(outside_dir) == before
+    assert os.readlink(link) == str(outside_dir), "the link itself comes back, as a link"
+    assert (result.status, result.restored_files, result.skipped) == ("partial", 1, 1)
+    assert result.skipped_items == [
+        {
+            "kind": "file",
+            "name": "uploads/tours/evil/x",
+            "reason": "refused: a folder above it in the quarantine is a symlink",
+        }
+    ]
+
+
+@on_local_files
+def test_a_restore_moves_back_files_and_links_never_a_folder(swept, media_root, quarantine_root):
+    run_id = swept["result"].run_id
+    (media_root / "uploads/guides").rmdir()  # the stray file's folder, empty since the sweep
+    (quarantine_root / run_id / "manifest-00000.jsonl").write_bytes(file_line("uploads/guides") + b"\n")
+
+    result = restore_run(run_id)
+
+    assert {
+        "kind": "file",
+        "name": "uploads/guides",
+        "reason": "refused: not a file or a link in the quarantine",
+    } in (result.skipped_items)
+    assert result.restored_files == 2, "the file in that folder came back on its own line"
+    assert (media_root / swept["stray"]).read_bytes() == STRAY
+
+
+BAD_LINES = [
+    (b"not json", "not JSON"),
+    (b"[1, 2]", "not a JSON object"),
+    (b"[" * 100_000, "not JSON"),
+    (b"\xff\xfe{}", "not JSON"),
+    (b'{"kind": "file"}', '"name" is not a plain name under uploads/: None'),
+    (b'{"kind": "file", "name": 7}', '"name" is not a plain name under uploads/: 7'),
+    (file_line("uploads/../../etc/passwd"), '"name" is not a plain name under uploads/'),
+    (file_line("/etc/passwd"), '"name" is not a plain name under uploads/'),
+    (file_line("static/site.css"), '"name" is not a plain name under uploads/'),
+    (b'{"kind": "photo", "name": "uploads/x.jpg"}', '"kind" is neither "file" nor "record"'),
+    (b'{"name": "uploads/x.jpg"}', '"kind" is neither "file" nor "record"'),
+]
+
+
+def record_line(**changes):
+    """Return a well-formed manifest line of a deleted row, with ``changes`` (None removes a key)."""
+    entry = {
+        "kind": "record",
+        "id": "8d7f2a4c-1111-4e2b-9c3d-5a6b7c8d9e0f",
+        "content_type": ["tours", "tour"],
+        "object_id": "8d7f2a4c-2222-4e2b-9c3d-5a6b7c8d9e0f",
+        "file": "uploads/tours/a.jpg",
+        "original_name": "a.jpg",
+        "size": 5,
+        "mime_type": "image/jpeg",
+        "caption": "",
+        "created_at": "2026-01-02T03:04:05+00:00",
+    }
+    entry.update(changes)
+    return json.dumps({key: value for key, value in entry.items() if value is not None}).encode()
+
+
+BAD_RECORDS = [
+    (record_line(id="row-1"), '"id" is not a UUID'),
+    (record_line(id=None), '"id" is not a UUID'),
+    (record_line(object_id=12), '"object_id" is not a UUID'),
+    (record_line(content_type="tours.tour"), '"content_type" is not [app label, model]'),
+    (record_line(content_type=["tours"]), '"content_type" is not [app label, model]'),
+    (record_line(file=None), '"file" is not a text of at most 255 characters'),
+    (record_line(caption="x" * 256), '"caption" is not a text of at most 255 characters'),
+    (record_line(original_name="a\x00.jpg"), '"original_name" is not a text'),
+    (record_line(mime_type=["image/jpeg"]), '"mime_type" is not a text of at most 100 characters'),
+    (record_line(size="5"), '"size" is not a number of bytes'),
+    (record_line(size=-1), '"size" is not a number of bytes'),
+    (record_line(size=True), '"size" is not a number of bytes'),
+    (record_line(size=2**63), '"size" is not a number of bytes'),
+    (record_line(created_at="yesterday"), '"created_at" is not an ISO date and time with an offset'),
+    (
+        record_line(created_at="2026-01-02T03:04:05"),
+        '"created_at" is not an ISO date and time with an offset',
+    ),
+]
+
+
+def test_malformed_manifest_lines_are_skipped_with_their_place_and_the_rest_is_restored(swept, backend):
+    swept["owner"].save(force_insert=True)
+    run_id = swept["result"].run_id
+    bad = BAD_LINES + BAD_RECORDS
+    put_quarantined(backend, f"{run_id}/manifest-00000.jsonl", b"\n".join(line for line, _ in bad) + b"\n\n")
+
+    report, code = restore(run_id)
+
+    assert (code, report["status"]) == (1, "partial")
+    assert (report["restored_files"], report["restored_records"], report["skipped"]) == (2, 1, len(bad))
+    for number, (item, (_, reason)) in enumerate(zip(report["skipped_items"], bad, strict=True), start=1):
+        assert (item["kind"], item["name"]) == ("manifest", f"manifest-00000.jsonl line {number}")
+        assert item["reason"].startswith("malformed manifest line: ") and reason in item["reason"], item
+    assert backend.read(swept["stray"]) == STRAY
+
+
+def test_list_counts_only_the_entries_a_restore_would_try(swept, backend):
+    run_id = swept["result"].run_id
+    put_quarantined(backend, f"{run_id}/manifest-00000.jsonl", b"not json\n" + record_line(size="5") + b"\n")
+    out = io.StringIO()
+
+    call_command("restore_media", "--list", "--json", stdout=out)
+
+    (run,) = json.loads(out.getvalue())
+    assert (run["files"], run["records"]) == (2, 1)
+
+
+@on_local_files
+def test_a_manifest_part_that_is_not_a_regular_file_is_skipped_and_never_followed(
+    swept, quarantine_root, outside_dir
+):
+    run_id = swept["result"].run_id
+    (outside_dir / "forged.jsonl").write_bytes(file_line("uploads/guides/stray.jpg") + b"\n")
+    (quarantine_root / run_id / "manifest-00000.jsonl").symlink_to(outside_dir / "forged.jsonl")
+    (quarantine_root / run_id / "manifest-00009.jsonl").mkdir()
+
+    result = restore_run(run_id)
+
+    assert [(item["name"], item["reason"]) for item in result.skipped_items[:2]] == [
+        ("manifest-00000.jsonl", "manifest part cannot be read (a symlink, never followed)"),
+        ("manifest-00009.jsonl", "manifest part cannot be read (not a regular file)"),
+    ]
+    assert result.restored_files == 2
+
+
+def test_a_row_listed_twice_comes_back_once(swept, backend):
+    swept["owner"].save(force_insert=True)
+    run_id = swept["result"].run_id
+    record = next(
+        line
+        for line in backend.quarantined(run_id, "manifest-00001.jsonl").splitlines()
+        if b'"record"' in line
+    )
+    put_quarantined(backend, f"{run_id}/manifest-00099.jsonl", record + b"\n")
+
+    result = restore_run(run_id)
+
+    assert (result.restored_records, result.skipped) == (1, 1), result.skipped_items
+    assert result.skipped_items[0]["reason"] == "the manifest lists this row twice"
+    assert Media.objects.filter(pk=swept["orphan"].pk).count() == 1
+
+
+def test_a_row_of_an_owner_type_without_a_uuid_key_is_skipped(swept, backend):
+    run_id = swept["result"].run_id
+    forged = record_line(content_type=["auth", "group"], id=str(uuid.uuid4()))
+    put_quarantined(backend, f"{run_id}/manifest-00000.jsonl", forged + b"\n")
+
+    result = restore_run(run_id)
+
+    assert result.status == "partial"
+    assert "its owner (auth.group 8d7f2a4c-2222-4e2b-9c3d-5a6b7c8d9e0f) is still gone" in [
+        item["reason"] for item in result.skipped_items
+    ]
+
+
+def test_line_separators_inside_a_caption_survive_the_manifest(backend):
+    owner = factories.tour()
+    factories.media(factories.tour())
+    orphan = factories.media(owner)
+    Media.objects.filter(pk=orphan.pk).update(caption="Narikala\u2028at night\x85")
+    factories.delete_behind_the_orms_back(owner)
+    run_id = run_cleanup(now=later()).run_id
+    owner.save(force_insert=True)
+
+    result = restore_run(run_id)
+
+    assert result.status == "ok", result.skipped_items or result.message
+    assert Media.objects.get(pk=orphan.pk).caption == "Narikala\u2028at night\x85"
+
+
+BAD_META = [
+    (b"not json", "is not valid JSON"),
+    (b"\xff\xfe", "is not valid JSON"),
+    (b"[]", "is not a JSON object"),
+    (b'{"run_id": "x"}', 'has no "created" time'),
+    (b'{"created": "yesterday"}', 'has no "created" time'),
+    (b'{"created": 1e400}', 'has no "created" time'),
+    (b'{"created": true}', 'has no "created" time'),
+]
+
+
+@pytest.mark.parametrize(("content", "reason"), BAD_META)
+def test_a_corrupt_meta_json_is_one_error_of_every_sweep_and_never_purged(swept, backend, content, reason):
+    bad = str(uuid.uuid4())
+    path = put_quarantined(backend, f"{bad}/meta.json", content)
+    put_quarantined(backend, f"{bad}/uploads/tours/kept.jpg", b"kept")
+
+    result = run_cleanup(now=swept["clock"] + timedelta(days=30), purge_quarantine=True)
+
+    assert (result.status, result.purged_runs, result.error_count) == ("errors", 1, 1), result.message
+    (error,) = result.errors
+    assert error.startswith(f"quarantine: {path}: {reason}") and error.endswith(
+        "repair it, or remove its run folder"
+    )
+    assert read_quarantined(backend, f"{bad}/uploads/tours/kept.jpg") == b"kept", "never purged"
+    assert quarantine_keys(backend, swept["result"].run_id) == [], "the readable run went as usual"
+
+
+def test_a_restore_of_a_run_whose_meta_json_is_corrupt_fails_in_one_line(swept, backend):
+    run_id = swept["result"].run_id
+    path = put_quarantined(backend, f"{run_id}/meta.json", b"{")
+
+    report, code = restore(run_id)
+
+    assert (code, report["status"]) == (1, "failed")
+    assert report["message"].startswith(
+        f"the quarantine of run {run_id} cannot be read: {path}: is not valid JSON"
+    )
+    assert "\n" not in report["message"]
+    assert not backend.exists(swept["stray"])
+
+
+NOT_RUNS = [
+    ("notes.txt", "notes.txt", "not a run folder"),
+    ("old-runs/meta.json", "old-runs/", "not a run folder"),
+    (
+        "0b7c2d0e-0000-4000-8000-000000000000/manifest-00001.jsonl",
+        "0b7c2d0e-0000-4000-8000-000000000000/",
+        "a run folder without meta.json",
+    ),
+]
+
+
+@pytest.mark.parametrize(("written", "entry", "reason"), NOT_RUNS)
+def test_what_is_not_a_run_is_one_error_of_every_sweep(swept, backend, written, entry, reason):
+    put_quarantined(backend, written, b"{}")
+
+    result = run_cleanup(now=swept["clock"], purge_quarantine=True)
+
+    assert (result.status, result.purged_runs, result.error_count) == ("errors", 1, 1)
+    (error,) = result.errors
+    if backend.name == "s3":
+        shown = f"s3://{backend.bucket}/quarantine/{entry}"
+    else:
+        shown = str(backend.quarantine / entry)
+    assert error.startswith(f"quarantine: {shown}: {reason}") and "remove it" in error, error
+    assert read_quarantined(backend, written) == b"{}", "never purged"
+
+
+def test_a_restore_of_a_run_folder_without_meta_json_fails(swept, backend):
+    run_id = swept["result"].run_id
+    if backend.name == "s3":
+        backend.client.delete_object(Bucket=backend.bucket, Key=f"quarantine/{run_id}/meta.json")
+    else:
+        (backend.quarantine / run_id / "meta.json").unlink()
+
+    result = restore_run(run_id)
+
+    assert result.status == "failed" and "a run folder without meta.json" in result.message
+    assert not backend.exists(swept["stray"])
+
+
+@on_local_files
+@pytest.mark.parametrize("kind", ["symlink", "folder"])
+def test_a_meta_json_that_is_not_a_regular_file_is_never_read(swept, quarantine_root, outside_dir, kind):
+    meta = quarantine_root / swept["result"].run_id / "meta.json"
+    meta.unlink()
+    if kind == "symlink":
+        (outside_dir / "meta.json").write_text('{"created": 0}')
+        meta.symlink_to(outside_dir / "meta.json")
+    else:
+        meta.mkdir()
+
+    result = run_cleanup(now=swept["clock"], purge_quarantine=True)
+
+    assert (result.status, result.purged_runs) == ("errors", 0)
+    reason = "a symlink, never followed" if kind == "symlink" else "not a regular file"
+    assert result.errors == [
+        f"quarantine: {meta}: cannot be read ({reason}); repair it, or remove its run folder"
+    ]
+
+
+def test_a_name_that_is_not_utf8_is_reported_readably(media_root, quarantine_root):
+    quarantine_root.mkdir()
+    os.close(os.open(os.fsencode(quarantine_root) + b"/caf\xe9.txt", os.O_CREAT | os.O_WRONLY))
+
+    result = run_cleanup()
+
+    assert result.errors == [f"quarantine: {quarantine_root}/caf\\xe9.txt: {NOT_A_RUN}"]
+    assert CleanupRun.objects.get(pk=result.run_id).errors == result.errors
+
+
+def test_lost_and_found_is_no_stray_folder(media_root, quarantine_root):
+    (quarantine_root / "lost+found").mkdir(parents=True)
+
+    assert run_cleanup().status == "ok"
+
+
+def test_begin_keeps_extra_meta_keys_for_runs_to_return(backend):
+    quarantine = quarantine_for()
+    run_id = str(uuid.uuid4())
+    now = timezone.now()
+
+    quarantine.begin(run_id, now, database="tbilisi-tours")
+
+    runs, problems = quarantine.runs()
+    assert problems == []
+    assert runs[run_id].created == now.timestamp()
+    assert runs[run_id].meta == {"run_id": run_id, "created": now.timestamp(), "database": "tbilisi-tours"}
+    assert quarantine.run(run_id) == runs[run_id]
+
+
+def test_an_unknown_run_id_is_no_run_on_both_backends(backend):
+    assert quarantine_for().run(str(uuid.uuid4())) is None
+
+
+def test_restore_run_given_no_run_id_says_unknown():
+    result = restore_run("not-a-uuid")
+
+    assert (result.status, result.exit_code) == ("unknown", 2)
+    assert "'not-a-uuid' is not a run id" in result.message
+
+
+def test_a_run_id_is_read_in_any_case(swept, backend):
+    assert restore_run(swept["result"].run_id.upper()).restored_files == 2
+
+
+@on_s3
+def test_a_meta_json_the_bucket_refuses_to_give_is_one_error(swept, backend):
+    run_id = swept["result"].run_id
+    statement = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{backend.bucket}/quarantine/{run_id}/meta.json",
+    }
+    backend.client.put_bucket_policy(
+        Bucket=backend.bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    )
+
+    result = run_cleanup(now=swept["clock"], purge_quarantine=True)
+
+    assert (result.status, result.purged_runs) == ("errors", 0)
+    (error,) = result.errors
+    assert error.startswith(
+        f"quarantine: s3://{backend.bucket}/quarantine/{run_id}/meta.json: cannot be read ("
+    )
+    assert "GetObject" in error and error.endswith("; repair it, or remove its run folder")
+
+
+def test_a_folder_marker_of_the_prefix_is_no_stray_key_on_s3(s3_backend):
+    s3_backend.client.put_object(Bucket=s3_backend.bucket, Key="quarantine/", Body=b"")
+
+    assert run_cleanup(now=later()).status == "ok"

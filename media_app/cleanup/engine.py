@@ -623,10 +623,18 @@ class Sweep:
         self.quarantine.record(self.result.run_id, self.quarantine_parts, entries)
 
     def purge_quarantined_runs(self):
-        """Purge quarantined runs past retention (all of them with ``purge_quarantine``)."""
+        """Purge quarantined runs past retention (all of them with ``purge_quarantine``).
+
+        What the quarantine cannot read (a corrupt meta.json, a stray file) is never purged:
+        each such entry is one error that names it and says what to do.
+        """
         cutoff = (self.now - timedelta(days=conf.quarantine_days())).timestamp()
-        for run_id, created in sorted(self.quarantine.runs().items()):
-            if run_id == self.result.run_id or not (self.purge_everything or created <= cutoff):
+        runs, problems = self.quarantine.runs()
+        for problem in problems:
+            self.result.add_error(f"quarantine: {problem}")
+            logger.error("Cannot read the quarantine: %s", problem)
+        for run_id, run in sorted(runs.items()):
+            if run_id == self.result.run_id or not (self.purge_everything or run.created <= cutoff):
                 continue
             size = self.quarantine.size(run_id) if self.dry_run else self.quarantine.purge(run_id)
             self.result.purged_runs += 1

@@ -3,7 +3,7 @@
 Each run that removed something has a folder (or, on object storage, a key prefix) named by
 its run id, holding the files under their original paths and a manifest of the rows::
 
-    <run id>/meta.json                 {"run_id": ..., "created": <POSIX time>}
+    <run id>/meta.json                 {"run_id": ..., "created": <POSIX time>, ...}
     <run id>/manifest-00001.jsonl      one JSON object per line: a file or a deleted row
     <run id>/uploads/tours/ab12-x.jpg  the file, at its original path
 
@@ -12,32 +12,85 @@ run killed midway still describes everything it touched. The quarantine is never
 ``uploads/``, never public and never listed as uploads. It describes itself: a restore needs
 no run history, only the run id.
 
+What the quarantine holds is read with suspicion (``manifest.py``): an entry that is not a
+readable run (a corrupt or missing ``meta.json``, a stray file) is reported as a
+``QuarantineProblem``, never restored, never purged; a restore moves back only regular files
+and links found inside the run's own folder, never through a symlinked folder.
+
 On local files it is a folder outside ``MEDIA_ROOT`` (``MEDIA_CLEANUP_QUARANTINE_ROOT``); on S3
 a key prefix outside ``uploads/`` (``MEDIA_CLEANUP_QUARANTINE_PREFIX``), reached by a
 server-side copy then a batched delete.
 """
 
+import dataclasses
 import errno
 import json
 import logging
 import os
 import shutil
+import stat
 import time
 
 from django.core.files.storage import FileSystemStorage, default_storage
 
 from .. import conf
 from ..paths import InsideCheck, in_uploads
+from .manifest import ManifestLine, is_uuid_text, manifest_lines, parse_meta, run_meta
 from .walkers import Deletion, remove_empty_folders
 
 logger = logging.getLogger(__name__)
 
 META = "meta.json"
 MANIFEST_PREFIX = "manifest-"
+# Folders a quarantine root holds that are no run: fsck's, at the root of an ext filesystem
+# (there when the quarantine has a disk of its own).
+NOT_RUNS = {"lost+found"}
+NOT_A_RUN = "not a run folder (the quarantine holds only folders named by a run id); remove it"
+NO_META = 'a run folder without meta.json; remove it, or give it a meta.json {"created": <POSIX time>}'
 
 
 class QuarantineError(Exception):
     """The quarantine is misconfigured or cannot be written: the run cannot go on."""
+
+
+@dataclasses.dataclass(frozen=True)
+class QuarantinedRun:
+    """A run the quarantine holds: when it was quarantined, and everything its meta.json says."""
+
+    run_id: str
+    created: float
+    meta: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class QuarantineProblem:
+    """An entry of the quarantine that is not a readable run: where it is, what is wrong, what to do."""
+
+    path: str
+    reason: str
+
+    def __str__(self):
+        return f"{self.path}: {self.reason}"
+
+
+class UnreadableRun(QuarantineError):
+    """The quarantine holds something under the run's id, but not a run it can read."""
+
+    def __init__(self, problem):
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+class MissingMeta(UnreadableRun):
+    """The run's folder holds no meta.json (on S3: possibly no such run at all)."""
+
+    def __init__(self, location):
+        super().__init__(QuarantineProblem(location, NO_META))
+
+
+def bad_meta(path, why):
+    """Return the ``UnreadableRun`` for a run whose meta.json at ``path`` is ``why``."""
+    return UnreadableRun(QuarantineProblem(path, f"{why}; repair it, or remove its run folder"))
 
 
 class Restored:
@@ -78,14 +131,21 @@ class FilesystemQuarantine:
     def _run_dir(self, run_id):
         return os.path.join(self.root, str(run_id))
 
-    def begin(self, run_id, now):
-        """Open the run's quarantine, stamped with the engine's clock (retention counts from it)."""
+    def location(self, run_id):
+        """Return where the run's quarantine is, for messages."""
+        return _shown(self._run_dir(run_id))
+
+    def begin(self, run_id, now, **meta):
+        """Open the run's quarantine, stamped with the engine's clock (retention counts from it).
+
+        ``meta`` adds keys to the run's meta.json; ``runs()`` and ``run()`` return them.
+        """
         folder = self._run_dir(run_id)
         try:
             os.makedirs(folder, mode=0o700, exist_ok=True)
-            meta = os.path.join(folder, META)
-            if not os.path.exists(meta):
-                _write_json(meta, {"run_id": str(run_id), "created": now.timestamp()})
+            path = os.path.join(folder, META)
+            if not os.path.exists(path):
+                _write_json(path, run_meta(run_id, now, meta))
         except OSError as exc:
             raise QuarantineError(f"cannot write the quarantine {folder}: {exc}") from exc
 
@@ -132,48 +192,106 @@ class FilesystemQuarantine:
         remove_empty_folders(self.media_root, emptied)
 
     def runs(self):
-        """Return ``{run id: created POSIX time}`` of every quarantined run."""
-        found = {}
-        if not os.path.isdir(self.root):
-            return found
-        for entry in os.scandir(self.root):
-            meta = os.path.join(entry.path, META)
-            if entry.is_dir(follow_symlinks=False) and os.path.isfile(meta):
-                with open(meta, encoding="utf-8") as handle:
-                    found[entry.name] = json.load(handle)["created"]
-        return found
+        """Return ``({run id: QuarantinedRun}, [QuarantineProblem])``: the runs, and what is not one."""
+        found, problems = {}, []
+        try:
+            with os.scandir(self.root) as entries:
+                for entry in entries:
+                    if entry.name in NOT_RUNS:
+                        continue
+                    if not (is_uuid_text(entry.name) and entry.is_dir(follow_symlinks=False)):
+                        problems.append(QuarantineProblem(_shown(entry.path), NOT_A_RUN))
+                        continue
+                    try:
+                        found[entry.name] = self._read_run(entry.name)
+                    except UnreadableRun as exc:
+                        problems.append(exc.problem)
+        except FileNotFoundError:
+            pass  # nothing quarantined yet
+        except OSError as exc:
+            raise QuarantineError(f"cannot read the quarantine {self.root}: {exc}") from exc
+        return found, problems
+
+    def run(self, run_id):
+        """Return the run's ``QuarantinedRun``, or None; raise ``UnreadableRun`` when it cannot be read."""
+        folder = self._run_dir(run_id)
+        if not os.path.lexists(folder):
+            return None
+        if os.path.islink(folder) or not os.path.isdir(folder):
+            raise UnreadableRun(QuarantineProblem(_shown(folder), NOT_A_RUN))
+        return self._read_run(run_id)
+
+    def _read_run(self, run_id):
+        path = os.path.join(self._run_dir(run_id), META)
+        try:
+            with _open_regular(path) as handle:
+                raw = handle.read()
+        except FileNotFoundError:
+            raise MissingMeta(self.location(run_id)) from None
+        except OSError as exc:
+            raise bad_meta(_shown(path), f"cannot be read ({exc.strerror or exc})") from None
+        try:
+            meta = parse_meta(raw)
+        except ValueError as exc:
+            raise bad_meta(_shown(path), str(exc)) from None
+        return QuarantinedRun(run_id, meta["created"], meta)
 
     def entries(self, run_id):
-        """Yield the manifest entries of a run, part by part."""
+        """Yield a ``ManifestLine`` for each line of the run's manifest, part by part.
+
+        A part that is not a regular file (a symlink is never followed) is one line that says so.
+        """
         folder = self._run_dir(run_id)
         for part in sorted(name for name in os.listdir(folder) if name.startswith(MANIFEST_PREFIX)):
-            with open(os.path.join(folder, part), encoding="utf-8") as handle:
-                for line in handle:
-                    yield json.loads(line)
+            try:
+                handle = _open_regular(os.path.join(folder, part))
+            except OSError as exc:
+                problem = f"manifest part cannot be read ({exc.strerror or exc})"
+                yield ManifestLine(_shown(part), problem=problem)
+                continue
+            with handle:
+                yield from manifest_lines(_shown(part), handle)
 
     def move_back(self, run_id, names, dry_run=False):
         """Put files back at their original paths with a fresh modification time; yield outcomes.
 
-        With ``dry_run``, only tell what would happen.
+        Only a regular file or a link (moved as a link, never followed) found inside the run's
+        own folder comes back: a name reached through a symlinked folder of the quarantine is
+        refused. With ``dry_run``, only tell what would happen.
         """
         inside = InsideCheck(self.storage)
+        run_dir = self._run_dir(run_id)
+        real_folders = {}  # quarantine folder -> no symlink leads to it (one realpath per folder)
         for name in names:
-            source = os.path.join(self._run_dir(run_id), name)
+            source = os.path.join(run_dir, name)
             target = os.path.join(self.media_root, name)
             if not (in_uploads(name) and inside(name)):
                 yield name, Restored.FAILED, "refused: the path leads outside uploads/"
                 continue
             try:
+                folder = os.path.dirname(source)
+                if folder not in real_folders:
+                    # run_dir is a real path (the root is resolved, the run folder checked): any
+                    # difference comes from a symlink between it and the file.
+                    real_folders[folder] = os.path.realpath(folder) == folder
+                if not real_folders[folder]:
+                    yield name, Restored.FAILED, "refused: a folder above it in the quarantine is a symlink"
+                    continue
                 if os.path.lexists(target):
                     yield name, Restored.EXISTS, "a file is there again; left as it is"
                     continue
-                if not os.path.lexists(source):
+                try:
+                    mode = os.lstat(source).st_mode
+                except (FileNotFoundError, NotADirectoryError):
                     yield name, Restored.MISSING, "not in the quarantine"
+                    continue
+                if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+                    yield name, Restored.FAILED, "refused: not a file or a link in the quarantine"
                     continue
                 if not dry_run:
                     os.makedirs(os.path.dirname(target), exist_ok=True)
-                    shutil.move(source, target)
-                    if not os.path.islink(target):
+                    _move(source, target)
+                    if not stat.S_ISLNK(mode):
                         os.utime(target)  # fresh: the grace period protects it if no row comes back
             except OSError as exc:
                 yield name, Restored.FAILED, f"{type(exc).__name__}: {exc}"
@@ -195,6 +313,28 @@ class FilesystemQuarantine:
         size = self.size(run_id)
         shutil.rmtree(self._run_dir(run_id))
         return size
+
+
+def _open_regular(path):
+    """Open a regular file for reading in binary, never through a symlink nor blocking on a pipe."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "a symlink, never followed", path) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def _shown(path):
+    """Return a path fit for a message: bytes that are not UTF-8 shown as escapes."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _write_json(path, value):

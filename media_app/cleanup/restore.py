@@ -4,12 +4,15 @@
 "restore this run". It takes the sweep's lock, never overwrites a file that exists again,
 and re-creates only the rows whose owner exists again (after the owner came back from a
 backup, say). Restored files get a fresh modification time, so that the sweep's grace
-period protects a file that comes back without a row.
+period protects a file that comes back without a row. A manifest line that cannot be
+restored (malformed, or refused by the quarantine) is skipped with its reason; the rest of
+the run comes back.
 """
 
 import dataclasses
 import itertools
 import logging
+import uuid
 from datetime import datetime
 
 from django.apps import apps
@@ -17,11 +20,11 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import default_storage
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
-from django.db.models import Case, DateTimeField, Value, When
+from django.db.models import Case, DateTimeField, UUIDField, Value, When
 
 from ..models import CleanupRun, Media
 from .lock import cleanup_lock
-from .quarantine import QuarantineError, Restored, quarantine_for
+from .quarantine import QuarantineError, Restored, UnreadableRun, quarantine_for
 from .walkers import StorageUnavailable
 
 logger = logging.getLogger(__name__)
@@ -77,32 +80,56 @@ class RestoreResult:
         return dataclasses.asdict(self)
 
 
+def parse_run_id(text):
+    """Return a run id in its canonical form; raise ``ValueError`` with a one-line message if it is none."""
+    try:
+        return str(uuid.UUID(str(text)))
+    except ValueError:
+        raise ValueError(
+            f"{str(text)[:100]!r} is not a run id: give the run_id that cleanup_media --json printed (a UUID)"
+        ) from None
+
+
 def quarantined_runs(storage=None):
-    """Return the restorable runs, newest first: ``[{"run_id", "created", "files", "records", "bytes"}]``."""
+    """Return ``(runs, problems)``: the restorable runs, newest first, and what the quarantine cannot read.
+
+    Each run is ``{"run_id", "created", "files", "records", "bytes"}``, counting the manifest's
+    entries that a restore would try; each problem is a ``QuarantineProblem``.
+    """
     quarantine = quarantine_for(storage)
+    found, problems = quarantine.runs()
     runs = []
-    for run_id, created in quarantine.runs().items():
-        entries = list(quarantine.entries(run_id))
+    for run in sorted(found.values(), key=lambda run: run.created, reverse=True):
+        counts = {"file": 0, "record": 0}
+        for line in quarantine.entries(run.run_id):
+            if line.entry is not None:
+                counts[line.entry["kind"]] += 1
         runs.append(
             {
-                "run_id": run_id,
-                "created": datetime.fromtimestamp(created).astimezone().isoformat(timespec="seconds"),
-                "files": sum(entry["kind"] == "file" for entry in entries),
-                "records": sum(entry["kind"] == "record" for entry in entries),
-                "bytes": quarantine.size(run_id),
+                "run_id": run.run_id,
+                "created": datetime.fromtimestamp(run.created).astimezone().isoformat(timespec="seconds"),
+                "files": counts["file"],
+                "records": counts["record"],
+                "bytes": quarantine.size(run.run_id),
             }
         )
-    return sorted(runs, key=lambda run: run["created"], reverse=True)
+    return runs, problems
 
 
 def restore_run(run_id, *, dry_run=False, using=DEFAULT_DB_ALIAS, storage=None):
     """Put a quarantined run's files back and re-create its rows whose owner exists again.
 
     Return a ``RestoreResult``: ``ok`` when everything came back, ``partial`` when something
-    was skipped (a file exists again, an owner is still gone, a row exists) or failed,
-    ``unknown`` or ``purged`` when there is nothing to restore, ``locked`` when a sweep runs.
+    was skipped (a file exists again, an owner is still gone, a row exists, a manifest line is
+    malformed) or failed, ``unknown`` (also for a ``run_id`` that is no run id) or ``purged``
+    when there is nothing to restore, ``failed`` when the run's quarantine cannot be read,
+    ``locked`` when a sweep runs. Never raise for expected trouble.
     """
-    run_id = str(run_id)
+    try:
+        run_id = parse_run_id(run_id)
+    except ValueError as exc:
+        logger.warning("Restore not started: %s", exc)
+        return RestoreResult(str(run_id), dry_run=dry_run, status=RestoreStatus.UNKNOWN, message=str(exc))
     result = RestoreResult(run_id=run_id, dry_run=dry_run)
     with cleanup_lock(using) as acquired:
         if not acquired:
@@ -111,7 +138,7 @@ def restore_run(run_id, *, dry_run=False, using=DEFAULT_DB_ALIAS, storage=None):
             return result
         try:
             quarantine = quarantine_for(storage)
-            if run_id not in quarantine.runs():
+            if quarantine.run(run_id) is None:
                 known = CleanupRun.objects.using(using).filter(pk=run_id).exists()
                 result.status = RestoreStatus.PURGED if known else RestoreStatus.UNKNOWN
                 result.message = (
@@ -121,6 +148,10 @@ def restore_run(run_id, *, dry_run=False, using=DEFAULT_DB_ALIAS, storage=None):
                 )
                 return result
             Restore(result, quarantine, storage or default_storage, using=using, dry_run=dry_run).run()
+        except UnreadableRun as exc:
+            result.status = RestoreStatus.FAILED
+            result.message = f"the quarantine of run {run_id} cannot be read: {exc}"
+            logger.error("Restore of run %s failed: %s", run_id, result.message)
         except (DatabaseError, QuarantineError, StorageUnavailable, OSError) as exc:
             result.status = RestoreStatus.FAILED
             result.message = f"the restore could not go on: {type(exc).__name__}: {exc}"
@@ -146,17 +177,25 @@ class Restore:
         self.quarantine = quarantine
         self.storage = storage
         self.at_their_path = set()  # files put back (or that a dry run would), or already there
+        self.record_ids = set()  # rows met so far: a forged manifest may list one twice
         self.using = using
         self.dry_run = dry_run
 
     def run(self):
-        run_id = self.result.run_id
-        files = (entry["name"] for entry in self.quarantine.entries(run_id) if entry["kind"] == "file")
+        files = (entry["name"] for entry in self.entries("file", report=True))
         for batch in _batches(files):
             self.restore_files(batch)
-        records = (entry for entry in self.quarantine.entries(run_id) if entry["kind"] == "record")
-        for batch in _batches(records):
+        for batch in _batches(self.entries("record")):
             self.restore_records(batch)
+
+    def entries(self, kind, report=False):
+        """Yield the run's entries of ``kind``; with ``report``, skip each malformed line, saying why."""
+        for line in self.quarantine.entries(self.result.run_id):
+            if line.entry is None:
+                if report:
+                    self.result.skip("manifest", line.where, line.problem)
+            elif line.entry["kind"] == kind:
+                yield line.entry
 
     def restore_files(self, names):
         for name, outcome, detail in self.quarantine.move_back(
@@ -179,6 +218,10 @@ class Restore:
         owners = self.existing_owners(entries)
         rows = []
         for entry in entries:
+            if entry["id"] in self.record_ids:
+                self.result.skip("record", entry["file"], "the manifest lists this row twice")
+                continue
+            self.record_ids.add(entry["id"])
             if entry["id"] in existing:
                 self.result.skip("record", entry["file"], "a media row with this id exists")
             elif (tuple(entry["content_type"]), entry["object_id"]) not in owners:
@@ -226,6 +269,8 @@ class Restore:
                 model = apps.get_model(*content_type)
             except LookupError:
                 continue  # the owner type itself is gone
+            if not isinstance(model._meta.pk, UUIDField):
+                continue  # a model no media row can belong to (its key is no UUID)
             ids = [entry["object_id"] for entry in group]
             for pk in model._base_manager.using(self.using).filter(pk__in=ids).values_list("pk", flat=True):
                 found.add((tuple(content_type), str(pk)))

@@ -16,7 +16,19 @@ from itertools import islice
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..paths import in_uploads, is_safe_name
-from .quarantine import MANIFEST_PREFIX, META, QuarantineError, Restored
+from .manifest import is_uuid_text, manifest_lines, parse_meta, run_meta
+from .quarantine import (
+    MANIFEST_PREFIX,
+    META,
+    NOT_A_RUN,
+    MissingMeta,
+    QuarantinedRun,
+    QuarantineError,
+    QuarantineProblem,
+    Restored,
+    UnreadableRun,
+    bad_meta,
+)
 from .walkers import PREFIX, Deletion, StorageUnavailable, StoredFile
 
 logger = logging.getLogger(__name__)
@@ -155,9 +167,16 @@ class S3Quarantine:
             raise
         return True
 
-    def begin(self, run_id, now):
-        """Open the run's quarantine, stamped with the engine's clock (retention counts from it)."""
-        self._put(self._key(run_id, META), json.dumps({"run_id": str(run_id), "created": now.timestamp()}))
+    def location(self, run_id):
+        """Return where the run's quarantine is, for messages."""
+        return f"s3://{self.bucket}/{self._key(run_id)}"
+
+    def begin(self, run_id, now, **meta):
+        """Open the run's quarantine, stamped with the engine's clock (retention counts from it).
+
+        ``meta`` adds keys to the run's meta.json; ``runs()`` and ``run()`` return them.
+        """
+        self._put(self._key(run_id, META), json.dumps(run_meta(run_id, now, meta)))
 
     def record(self, run_id, part, entries):
         """Write one manifest part before its batch is carried out."""
@@ -190,20 +209,69 @@ class S3Quarantine:
         yield from self.walker.delete(copied)
 
     def runs(self):
-        """Return ``{run id: created POSIX time}`` of every quarantined run."""
-        found = {}
-        for entry in self._objects(self.prefix):
-            run_id, _, name = entry["Key"][len(self.prefix) :].partition("/")
-            if name == META:
-                found[run_id] = json.loads(self._read(entry["Key"]))["created"]
-        return found
+        """Return ``({run id: QuarantinedRun}, [QuarantineProblem])``: the runs, and what is not one.
+
+        One listing of the keys right under the prefix (the run "folders"), then one read of each
+        run's meta.json: the quarantined files themselves are never listed here.
+        """
+        found, problems = {}, []
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix, Delimiter="/"
+        )
+        try:
+            for page in pages:
+                for entry in page.get("Contents", ()):
+                    if entry["Key"] != self.prefix:  # a console's folder marker is no stray key
+                        problems.append(QuarantineProblem(f"s3://{self.bucket}/{entry['Key']}", NOT_A_RUN))
+                for folder in page.get("CommonPrefixes", ()):
+                    run_id = folder["Prefix"][len(self.prefix) : -1]
+                    if not is_uuid_text(run_id):
+                        problems.append(QuarantineProblem(self.location(run_id), NOT_A_RUN))
+                        continue
+                    try:
+                        found[run_id] = self._read_run(run_id)
+                    except UnreadableRun as exc:
+                        problems.append(exc.problem)
+        except (BotoCoreError, ClientError) as exc:
+            raise QuarantineError(f"cannot list s3://{self.bucket}/{self.prefix}: {exc}") from exc
+        return found, problems
+
+    def run(self, run_id):
+        """Return the run's ``QuarantinedRun``, or None; raise ``UnreadableRun`` when it cannot be read."""
+        try:
+            return self._read_run(run_id)
+        except MissingMeta:
+            if any(True for _ in self._objects(self._key(run_id))):
+                raise
+            return None  # no meta.json and nothing else: no such run
+
+    def _read_run(self, run_id):
+        """Return the run's ``QuarantinedRun`` from its meta.json; raise ``UnreadableRun`` if it cannot."""
+        key = self._key(run_id, META)
+        where = f"s3://{self.bucket}/{key}"
+        try:
+            raw = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                raise MissingMeta(self.location(run_id)) from None
+            raise bad_meta(where, f"cannot be read ({exc})") from None
+        except BotoCoreError as exc:
+            raise QuarantineError(f"cannot read {where}: {exc}") from exc
+        try:
+            meta = parse_meta(raw)
+        except ValueError as exc:
+            raise bad_meta(where, str(exc)) from None
+        return QuarantinedRun(run_id, meta["created"], meta)
 
     def entries(self, run_id):
-        """Yield the manifest entries of a run, part by part."""
+        """Yield a ``ManifestLine`` for each line of the run's manifest, part by part."""
+        run_key = self._key(run_id)
         parts = sorted(e["Key"] for e in self._objects(self._key(run_id, MANIFEST_PREFIX)))
         for key in parts:
-            for line in self._read(key).decode("utf-8").splitlines():
-                yield json.loads(line)
+            # Split bytes, not text: str.splitlines() also splits at U+2028 and U+0085, which a
+            # caption may hold and JSON written with ensure_ascii=False leaves as they are.
+            yield from manifest_lines(key[len(run_key) :], self._read(key).splitlines())
 
     def move_back(self, run_id, names, dry_run=False):
         """Copy files back to their original keys (a fresh LastModified), then drop the quarantined copies."""

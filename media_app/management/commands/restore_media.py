@@ -2,14 +2,15 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from media_app.cleanup.restore import quarantined_runs, restore_run
+from media_app.cleanup.quarantine import QuarantineError
+from media_app.cleanup.restore import EXIT_CODES, RestoreStatus, parse_run_id, quarantined_runs, restore_run
 
 
 class Command(BaseCommand):
     help = (
         "Take a cleanup run back: put its quarantined files back and re-create its rows whose owner "
         "exists again. Exit codes: 0 all restored, 1 something skipped or failed, 2 unknown or purged "
-        "run, 75 locked."
+        "run (or no run id), 75 locked."
     )
 
     def add_arguments(self, parser):
@@ -25,7 +26,11 @@ class Command(BaseCommand):
             return self.list_runs(options["json"])
         if not options["run_id"]:
             raise CommandError("give a RUN_ID, or --list to see the restorable runs", returncode=2)
-        result = restore_run(options["run_id"], dry_run=options["dry_run"])
+        try:
+            run_id = parse_run_id(options["run_id"])
+        except ValueError as exc:
+            raise CommandError(str(exc), returncode=EXIT_CODES[RestoreStatus.UNKNOWN]) from None
+        result = restore_run(run_id, dry_run=options["dry_run"])
         if options["json"]:
             self.stdout.write(json.dumps(result.as_dict()))
         elif options["verbosity"] >= 1:
@@ -43,7 +48,12 @@ class Command(BaseCommand):
             )
 
     def list_runs(self, as_json):
-        runs = quarantined_runs()
+        try:
+            runs, problems = quarantined_runs()
+        except (QuarantineError, OSError) as exc:
+            raise CommandError(f"cannot list the quarantine: {exc}") from None
+        for problem in problems:
+            self.stderr.write(f"warning: {problem}")
         if as_json:
             self.stdout.write(json.dumps(runs))
             return
