@@ -1,5 +1,6 @@
 import re
 import time
+import unicodedata
 import uuid
 from types import SimpleNamespace
 
@@ -543,3 +544,32 @@ def test_restoring_needs_a_csrf_token(quarantined_run):
 
     assert client.post(reverse("admin:media_app_cleanuprun_restore", args=[run_id])).status_code == 403
     assert not path.exists()
+
+
+# -- names in any script, through the inline ----------------------------------------------------
+
+SCRIPT_NAMES = {
+    "georgian": "ა" * 98 + ".jpg",
+    "russian": "Вид_на_Нарикалу_с_канатной_дороги_" * 7 + ".jpg",
+    "emoji": "Закат 🌄🇬🇪👍🏽" * 12 + ".jpg",
+    "combining": "q\u0323\u0307" * 80 + ".jpg",
+    "nfd": unicodedata.normalize("NFD", "Ёлка_в_Тбилиси_" * 12 + ".jpg"),
+}
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPT_NAMES))
+def test_a_photo_named_in_any_script_is_stored_through_the_inline(admin_client, backend, script):
+    sent = SCRIPT_NAMES[script]
+    photo = factories.image_bytes()
+
+    tour, response = post_tour_with_upload(admin_client, sent, photo)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    media = tour.media.get()
+    assert media.original_name == unicodedata.normalize("NFC", sent)
+    folder, component = media.file.name.rsplit("/", 1)
+    assert folder == "uploads/tours"
+    # <16 hex>-<name> within 255 bytes, with room left for the suffix of a taken name.
+    assert 17 + len(".jpg") < len(component.encode()) <= 255 - 8
+    assert backend.names() == [media.file.name]
+    assert backend.read(media.file.name) == photo
