@@ -1,14 +1,18 @@
 """What an upload may be: its type told by its content (not its name), and its size.
 
 Used as a validator on ``Media.file``, so that admin forms and ``full_clean()`` enforce it;
-``Media.objects.create()`` from code skips model validation, as Django always does.
+``Media.objects.create()`` from code skips model validation, as Django always does. The size
+is also enforced while a request streams in, by an upload handler.
 """
 
+import io
 import mimetypes
 import os
 import warnings
 
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadhandler import FileUploadHandler
 from django.template.defaultfilters import filesizeformat
 from django.utils.deconstruct import deconstructible
 from PIL import Image, UnidentifiedImageError
@@ -16,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from . import conf
 
 PDF_MAGIC = b"%PDF-"
+CONTENT_NOT_KEPT = "this upload was over the size limit; its content was not kept"
 # Extensions accepted for each type; anything else (.html, .svg, .exe...) is refused even
 # when the content would pass, so that a web server never serves a polyglot as something else.
 EXTENSIONS = {
@@ -88,3 +93,57 @@ class UploadValidator:
 
 
 validate_upload = UploadValidator()
+
+
+class SizeLimitUploadHandler(FileUploadHandler):
+    """Stop passing an uploaded file on once it grows past ``MEDIA_UPLOAD_MAX_BYTES``.
+
+    First in ``FILE_UPLOAD_HANDLERS``: the handlers after it, which keep files in memory or in
+    a temporary file, never receive a byte past the limit. The rest of the file is only
+    counted, and the form gets an ``OversizedUpload`` of the true size, which the upload
+    validator refuses with its usual message.
+    """
+
+    def new_file(self, *args, **kwargs):
+        super().new_file(*args, **kwargs)
+        self.limit = conf.upload_max_bytes()
+
+    def receive_data_chunk(self, raw_data, start):
+        if start + len(raw_data) <= self.limit:
+            return raw_data
+        if start <= self.limit:
+            self._free_what_the_next_handlers_kept()
+        return None
+
+    def _free_what_the_next_handlers_kept(self):
+        # Their part of the file would otherwise stay in memory or on disk until the request
+        # is collected. Handlers keep the file they write as ``file``: Django's parser frees
+        # them the same way when a file is skipped.
+        handlers = list(self.request.upload_handlers)
+        for handler in handlers[handlers.index(self) + 1 :]:
+            if hasattr(handler, "file"):
+                handler.file.close()
+
+    def file_complete(self, file_size):
+        if file_size <= self.limit:
+            return None  # the next handler returns the file it kept
+        return OversizedUpload(
+            self.file_name, self.content_type, file_size, self.charset, self.content_type_extra
+        )
+
+
+class OversizedUpload(UploadedFile):
+    """An upload stopped at the size limit: a name and a true size, and no content to store."""
+
+    def __init__(self, name, content_type, size, charset, content_type_extra=None):
+        super().__init__(_DiscardedContent(), name, content_type, size, charset, content_type_extra)
+
+
+class _DiscardedContent(io.RawIOBase):
+    """Fail any read, so that code saving an oversized upload without validation stores nothing."""
+
+    def readinto(self, buffer):
+        raise ValueError(CONTENT_NOT_KEPT)
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        raise ValueError(CONTENT_NOT_KEPT)

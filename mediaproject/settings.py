@@ -189,6 +189,13 @@ MEDIA_UPLOAD_ALLOWED_TYPES = env.list(
     "MEDIA_UPLOAD_ALLOWED_TYPES",
     default=["image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf"],
 )
+# A file past MEDIA_UPLOAD_MAX_BYTES is stopped while it streams in, before Django's own
+# handlers keep it in memory or in a temporary file.
+FILE_UPLOAD_HANDLERS = [
+    "media_app.uploads.SizeLimitUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # The schedule: django-crontab writes one crontab line per CRONJOBS entry and finds the job at
 # run time by a hash of its definition, so the definition is built only from these values,

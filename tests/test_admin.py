@@ -12,6 +12,7 @@ from django.utils import timezone
 from media_app.cleanup.engine import summary
 from media_app.models import CleanupRun, Media
 from tests import factories
+from tests.test_uploads import RecordingUploadHandler
 
 pytestmark = pytest.mark.django_db
 
@@ -573,3 +574,54 @@ def test_a_photo_named_in_any_script_is_stored_through_the_inline(admin_client, 
     assert 17 + len(".jpg") < len(component.encode()) <= 255 - 8
     assert backend.names() == [media.file.name]
     assert backend.read(media.file.name) == photo
+
+
+# -- the size limit, while the upload streams in ------------------------------------------------
+
+
+def test_a_photo_just_over_the_limit_gets_the_size_error_and_stores_nothing(admin_client, backend, settings):
+    photo = factories.image_bytes()
+    settings.MEDIA_UPLOAD_MAX_BYTES = len(photo) - 1
+
+    tour, response = post_tour_with_upload(admin_client, "vineyard.jpg", photo)
+
+    assert response.status_code == 200
+    expected = f"This file is {len(photo)}\xa0bytes; the limit is {len(photo) - 1}\xa0bytes."
+    assert expected in response.content.decode()
+    assert not tour.media.exists()
+    assert backend.names() == []
+
+
+def test_a_photo_just_within_the_limit_is_stored(admin_client, backend, settings):
+    photo = factories.image_bytes()
+    settings.MEDIA_UPLOAD_MAX_BYTES = len(photo)
+
+    tour, response = post_tour_with_upload(admin_client, "vineyard.jpg", photo)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert backend.read(tour.media.get().file.name) == photo
+
+
+def test_nothing_past_the_limit_reaches_a_temporary_file_and_nothing_of_it_stays(
+    admin_client, settings, tmp_path
+):
+    temporary = tmp_path / "uploads-in-progress"
+    temporary.mkdir()
+    settings.FILE_UPLOAD_TEMP_DIR = str(temporary)
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0  # every upload streams to a temporary file
+    settings.FILE_UPLOAD_HANDLERS = [
+        settings.FILE_UPLOAD_HANDLERS[0],
+        "tests.test_uploads.RecordingUploadHandler",
+    ]
+    RecordingUploadHandler.chunks = []
+    settings.MEDIA_UPLOAD_MAX_BYTES = 100_000
+    big = factories.image_bytes() + b"0" * 300_000
+
+    tour, response = post_tour_with_upload(admin_client, "panorama.jpg", big)
+
+    assert response.status_code == 200
+    assert f"This file is {len(big) / 1024:.1f}\xa0KB; the limit is 97.7\xa0KB." in response.content.decode()
+    assert 0 < sum(RecordingUploadHandler.chunks) <= 100_000
+    # The request lives as long as its response: what its handlers kept would still be there.
+    assert response.wsgi_request and list(temporary.iterdir()) == []
+    assert not tour.media.exists()

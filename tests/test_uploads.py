@@ -3,9 +3,14 @@ import io
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.files.uploadhandler import TemporaryFileUploadHandler
+from django.template.defaultfilters import filesizeformat
+from django.test import RequestFactory
 from PIL import Image
 
 from media_app.models import Media
+from media_app.uploads import OversizedUpload
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -96,3 +101,80 @@ def test_code_can_still_create_media_without_model_validation():
     media = Media.objects.create(content_object=factories.guide(), file=ContentFile(b"text", name="a.txt"))
 
     assert media.mime_type == "text/plain"
+
+
+# -- the size limit while the request streams in -------------------------------------------------
+
+
+class RecordingUploadHandler(TemporaryFileUploadHandler):
+    """Django's temporary-file handler, noting the size of each chunk that reaches it."""
+
+    chunks = []
+
+    def receive_data_chunk(self, raw_data, start):
+        self.chunks.append(len(raw_data))
+        return super().receive_data_chunk(raw_data, start)
+
+
+@pytest.fixture
+def reaching_the_next_handler(settings, tmp_path):
+    """Put a recording handler after the size limit; return the sizes of the chunks it gets."""
+    settings.FILE_UPLOAD_HANDLERS = [
+        "media_app.uploads.SizeLimitUploadHandler",
+        "tests.test_uploads.RecordingUploadHandler",
+    ]
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    RecordingUploadHandler.chunks = []
+    return RecordingUploadHandler.chunks
+
+
+def uploaded(**files):
+    """Post ``name=(file name, content)`` through Django's multipart parser; return request.FILES."""
+    data = {field: SimpleUploadedFile(name, content) for field, (name, content) in files.items()}
+    return RequestFactory().post("/", data).FILES
+
+
+def test_a_file_within_the_limit_passes_on_whole(settings, reaching_the_next_handler):
+    photo = factories.image_bytes()
+    settings.MEDIA_UPLOAD_MAX_BYTES = len(photo)
+
+    received = uploaded(file=("photo.jpg", photo))["file"]
+
+    assert received.read() == photo
+    assert sum(reaching_the_next_handler) == len(photo)
+
+
+def test_a_file_past_the_limit_stops_there_and_reports_its_true_size(settings, reaching_the_next_handler):
+    settings.MEDIA_UPLOAD_MAX_BYTES = 100_000
+    big = factories.image_bytes() + b"0" * 300_000
+
+    received = uploaded(file=("big.jpg", big))["file"]
+
+    assert isinstance(received, OversizedUpload)
+    assert (received.name, received.size) == ("big.jpg", len(big))
+    assert 0 < sum(reaching_the_next_handler) <= 100_000, "nothing past the limit went on"
+    with pytest.raises(ValidationError) as refused:
+        Media(content_object=factories.tour(), file=received).full_clean()
+    assert refused.value.message_dict["file"] == [
+        f"This file is {filesizeformat(len(big))}; the limit is {filesizeformat(100_000)}."
+    ]
+
+
+def test_each_file_of_a_request_is_counted_on_its_own(settings, reaching_the_next_handler):
+    photo = factories.image_bytes()
+    settings.MEDIA_UPLOAD_MAX_BYTES = len(photo)
+
+    files = uploaded(big=("big.jpg", photo + b"0"), small=("small.jpg", photo))
+
+    assert isinstance(files["big"], OversizedUpload)
+    assert files["small"].read() == photo
+
+
+def test_an_oversized_upload_saved_without_validation_stores_nothing(media_root):
+    oversized = OversizedUpload("big.jpg", "image/jpeg", 12_000_000, None)
+
+    with pytest.raises(ValueError, match="over the size limit"):
+        Media.objects.create(content_object=factories.tour(), file=oversized)
+
+    assert not Media.objects.exists()
+    assert list(media_root.iterdir()) == []
