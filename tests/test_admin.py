@@ -613,7 +613,7 @@ def test_nothing_past_the_limit_reaches_a_temporary_file_and_nothing_of_it_stays
         settings.FILE_UPLOAD_HANDLERS[0],
         "tests.test_uploads.RecordingUploadHandler",
     ]
-    RecordingUploadHandler.chunks = []
+    RecordingUploadHandler.files = []
     settings.MEDIA_UPLOAD_MAX_BYTES = 100_000
     big = factories.image_bytes() + b"0" * 300_000
 
@@ -621,7 +621,20 @@ def test_nothing_past_the_limit_reaches_a_temporary_file_and_nothing_of_it_stays
 
     assert response.status_code == 200
     assert f"This file is {len(big) / 1024:.1f}\xa0KB; the limit is 97.7\xa0KB." in response.content.decode()
-    assert 0 < sum(RecordingUploadHandler.chunks) <= 100_000
+    [kept] = RecordingUploadHandler.files
+    assert 0 < kept <= 100_000
     # The request lives as long as its response: what its handlers kept would still be there.
     assert response.wsgi_request and list(temporary.iterdir()) == []
+    assert not tour.media.exists()
+
+
+def test_a_long_extension_in_any_script_gets_the_type_error_not_a_crash(admin_client, settings, tmp_path):
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0  # Django names its temporary file with the extension
+    name = "photo." + "ჯ" * 80  # 246 bytes: a name the file system allows
+
+    tour, response = post_tour_with_upload(admin_client, name, factories.image_bytes())
+
+    assert response.status_code == 200
+    assert "This file is not an allowed type" in response.content.decode()
     assert not tour.media.exists()
