@@ -29,8 +29,8 @@ WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:/")
 def base_name(name):
     """Return the last component of an uploaded file's name, in NFC, without unprintable characters.
 
-    The same rule as Django's multipart parser, so that a name reads the same whether it came
-    through a form or from code.
+    Django's multipart parser drops the same characters, so that a name reads the same whether
+    it came through a form or from code.
     """
     base = str(name).replace("\\", "/").rsplit("/", 1)[-1]
     return unicodedata.normalize("NFC", "".join(char for char in base if char.isprintable()))

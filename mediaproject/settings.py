@@ -189,8 +189,8 @@ MEDIA_UPLOAD_ALLOWED_TYPES = env.list(
     "MEDIA_UPLOAD_ALLOWED_TYPES",
     default=["image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf"],
 )
-# A file past MEDIA_UPLOAD_MAX_BYTES is stopped while it streams in, before Django's own
-# handlers keep it in memory or in a temporary file.
+# An upload past MEDIA_UPLOAD_MAX_BYTES, or under a name that no allowed type has, is stopped
+# while it streams in: Django's own handlers, after it, never keep that in memory or on disk.
 FILE_UPLOAD_HANDLERS = [
     "media_app.uploads.SizeLimitUploadHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
