@@ -7,7 +7,7 @@ from django.db import models
 from django.utils import translation
 from django.utils.text import slugify
 
-from .paths import UPLOADS_FOLDER, sanitise_filename
+from .paths import UPLOADS_FOLDER, base_name, name_room, sanitise_filename, shorten
 from .uploads import describe_type, validate_upload
 
 
@@ -18,10 +18,13 @@ def owner_folder(owner_model):
 
 
 def media_upload_to(instance, filename):
-    """Return ``uploads/<owner plural>/<random hex>-<sanitised name>`` for a new file."""
+    """Return ``uploads/<owner plural>/<random hex>-<sanitised name>``, short enough for every limit."""
     model = instance.content_type.model_class() if instance.content_type_id else None
     folder = owner_folder(model) if model else "other"
-    return f"{UPLOADS_FOLDER}/{folder}/{secrets.token_hex(8)}-{sanitise_filename(filename)}"
+    prefix = f"{UPLOADS_FOLDER}/{folder}/{secrets.token_hex(8)}-"
+    field = instance._meta.get_field("file")
+    max_bytes, max_chars = name_room(prefix, field.storage, field.max_length)
+    return prefix + sanitise_filename(filename, max_bytes, max_chars)
 
 
 class Media(models.Model):
@@ -53,7 +56,8 @@ class Media(models.Model):
     def save(self, *args, **kwargs):
         # A file assigned but not yet stored: describe it before upload_to renames it.
         if self.file and not self.file._committed:
-            self.original_name = self.file.name.replace("\\", "/").rsplit("/", 1)[-1][:255]
+            max_length = self._meta.get_field("original_name").max_length
+            self.original_name = shorten(base_name(self.file.name), max_length)
             self.size = self.file.size
             self.mime_type = describe_type(self.file.file, self.original_name)
         super().save(*args, **kwargs)

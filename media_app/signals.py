@@ -2,19 +2,25 @@
 
 Deleting an owner cascades to its media rows through ``GenericRelation``, so the same
 ``post_delete`` handler covers owners deleted one by one, by ``QuerySet.delete()`` or by
-the admin's "delete selected".
+the admin's "delete selected". Rows loaded with ``only()`` or ``defer()`` have their file
+name read before the delete, while their row still exists.
 """
 
 import contextvars
+import weakref
 from contextlib import contextmanager
 from functools import partial
 
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save, pre_save
+from django.db.models import QuerySet
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
 from . import files
 
 _caller_deletes_files = contextvars.ContextVar("caller_deletes_files", default=False)
+# The file names of a QuerySet.delete() whose rows came without them, read in one query at its
+# first pre_delete signal and each taken once; a row missing from them reads them again.
+_names_by_origin = weakref.WeakKeyDictionary()
 
 
 @contextmanager
@@ -48,6 +54,25 @@ def delete_replaced_file_post_save(sender, instance, raw, using, **kwargs):
         _delete_on_commit(instance.file.storage, previous, using)
 
 
+def load_deferred_file_pre_delete(sender, instance, using, origin=None, **kwargs):
+    """Read a deferred file name while the row still exists, so that the delete never reloads it.
+
+    Django would reload it from a row already gone, raise ``DoesNotExist`` and roll the whole
+    delete back. The rows of a ``QuerySet.delete()`` are read in one query; a row that another
+    connection deleted first has no file left to delete.
+    """
+    if "file" not in instance.get_deferred_fields():
+        return
+    if isinstance(origin, QuerySet) and origin.model is sender:
+        names = _names_by_origin.get(origin)
+        if names is None or instance.pk not in names:
+            names = _names_by_origin[origin] = dict(origin.using(using).values_list("pk", "file"))
+        instance.file = names.pop(instance.pk, "")
+    else:
+        rows = sender._base_manager.using(using).filter(pk=instance.pk)
+        instance.file = rows.values_list("file", flat=True).first() or ""
+
+
 def delete_file_post_delete(sender, instance, using, **kwargs):
     """Delete the row's file after commit; a rollback keeps both."""
     if instance.file.name and not _caller_deletes_files.get():
@@ -60,4 +85,5 @@ def connect():
 
     pre_save.connect(remember_file_pre_save, sender=Media, dispatch_uid="media_remember_file")
     post_save.connect(delete_replaced_file_post_save, sender=Media, dispatch_uid="media_delete_replaced_file")
+    pre_delete.connect(load_deferred_file_pre_delete, sender=Media, dispatch_uid="media_load_deferred_file")
     post_delete.connect(delete_file_post_delete, sender=Media, dispatch_uid="media_delete_file")

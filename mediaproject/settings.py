@@ -238,6 +238,13 @@ MEDIA_UPLOAD_ALLOWED_TYPES = env.list(
     valid=EXTENSIONS.__contains__,
     accepts=f"types separated by commas, among {', '.join(EXTENSIONS)}",
 )
+# An upload past MEDIA_UPLOAD_MAX_BYTES, or under a name that no allowed type has, is stopped
+# while it streams in: Django's own handlers, after it, never keep that in memory or on disk.
+FILE_UPLOAD_HANDLERS = [
+    "media_app.uploads.SizeLimitUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # The schedule: five cron fields, meant in TIME_ZONE. Cron reads its lines in the host's zone,
 # so CRONJOBS holds the schedule converted with the two zones' UTC offsets of today.

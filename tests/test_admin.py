@@ -3,6 +3,7 @@ import socket
 import subprocess
 import sys
 import time
+import unicodedata
 import uuid
 from types import SimpleNamespace
 
@@ -15,6 +16,7 @@ from media_app.admin_sweep import START_TIMEOUT, readable_duration
 from media_app.cleanup.engine import summary
 from media_app.models import CleanupRun, Media
 from tests import factories
+from tests.test_uploads import RecordingUploadHandler
 
 pytestmark = pytest.mark.django_db
 
@@ -647,3 +649,96 @@ def test_a_grace_period_beyond_ten_years_is_refused_on_the_form(admin_client, mi
     assert response.status_code == 200
     assert "at most 3650d (ten years)" in response.content.decode()
     assert not CleanupRun.objects.exists()
+
+
+# -- names in any script, through the inline ----------------------------------------------------
+
+SCRIPT_NAMES = {
+    "georgian": "ა" * 98 + ".jpg",
+    "russian": "Вид_на_Нарикалу_с_канатной_дороги_" * 7 + ".jpg",
+    "emoji": "Закат 🌄🇬🇪👍🏽" * 12 + ".jpg",
+    "combining": "q\u0323\u0307" * 80 + ".jpg",
+    "nfd": unicodedata.normalize("NFD", "Ёлка_в_Тбилиси_" * 12 + ".jpg"),
+}
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPT_NAMES))
+def test_a_photo_named_in_any_script_is_stored_through_the_inline(admin_client, backend, script):
+    sent = SCRIPT_NAMES[script]
+    photo = factories.image_bytes()
+
+    tour, response = post_tour_with_upload(admin_client, sent, photo)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    media = tour.media.get()
+    assert media.original_name == unicodedata.normalize("NFC", sent)
+    folder, component = media.file.name.rsplit("/", 1)
+    assert folder == "uploads/tours"
+    # <16 hex>-<name> within 255 bytes, with room left for the suffix of a taken name.
+    assert 17 + len(".jpg") < len(component.encode()) <= 255 - 8
+    assert backend.names() == [media.file.name]
+    assert backend.read(media.file.name) == photo
+
+
+# -- the size limit, while the upload streams in ------------------------------------------------
+
+
+def test_a_photo_just_over_the_limit_gets_the_size_error_and_stores_nothing(admin_client, backend, settings):
+    photo = factories.image_bytes()
+    settings.MEDIA_UPLOAD_MAX_BYTES = len(photo) - 1
+
+    tour, response = post_tour_with_upload(admin_client, "vineyard.jpg", photo)
+
+    assert response.status_code == 200
+    expected = f"This file is {len(photo)}\xa0bytes; the limit is {len(photo) - 1}\xa0bytes."
+    assert expected in response.content.decode()
+    assert not tour.media.exists()
+    assert backend.names() == []
+
+
+def test_a_photo_just_within_the_limit_is_stored(admin_client, backend, settings):
+    photo = factories.image_bytes()
+    settings.MEDIA_UPLOAD_MAX_BYTES = len(photo)
+
+    tour, response = post_tour_with_upload(admin_client, "vineyard.jpg", photo)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert backend.read(tour.media.get().file.name) == photo
+
+
+def test_nothing_past_the_limit_reaches_a_temporary_file_and_nothing_of_it_stays(
+    admin_client, settings, tmp_path
+):
+    temporary = tmp_path / "uploads-in-progress"
+    temporary.mkdir()
+    settings.FILE_UPLOAD_TEMP_DIR = str(temporary)
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0  # every upload streams to a temporary file
+    settings.FILE_UPLOAD_HANDLERS = [
+        settings.FILE_UPLOAD_HANDLERS[0],
+        "tests.test_uploads.RecordingUploadHandler",
+    ]
+    RecordingUploadHandler.files = []
+    settings.MEDIA_UPLOAD_MAX_BYTES = 100_000
+    big = factories.image_bytes() + b"0" * 300_000
+
+    tour, response = post_tour_with_upload(admin_client, "panorama.jpg", big)
+
+    assert response.status_code == 200
+    assert f"This file is {len(big) / 1024:.1f}\xa0KB; the limit is 97.7\xa0KB." in response.content.decode()
+    [kept] = RecordingUploadHandler.files
+    assert 0 < kept <= 100_000
+    # The request lives as long as its response: what its handlers kept would still be there.
+    assert response.wsgi_request and list(temporary.iterdir()) == []
+    assert not tour.media.exists()
+
+
+def test_a_long_extension_in_any_script_gets_the_type_error_not_a_crash(admin_client, settings, tmp_path):
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0  # Django names its temporary file with the extension
+    name = "photo." + "ჯ" * 80  # 246 bytes: a name the file system allows
+
+    tour, response = post_tour_with_upload(admin_client, name, factories.image_bytes())
+
+    assert response.status_code == 200
+    assert "This file is not an allowed type" in response.content.decode()
+    assert not tour.media.exists()

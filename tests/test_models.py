@@ -1,10 +1,15 @@
 import re
+import unicodedata
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 
+from media_app import paths
 from media_app.models import Media
 from tests import factories
+from tests.backends import s3_options
+from tests.conftest import S3_STORAGE
 
 pytestmark = pytest.mark.django_db
 
@@ -35,31 +40,107 @@ def test_each_owner_type_has_its_plural_folder(folder):
 
 
 @pytest.mark.parametrize(
-    ("original", "stored"),
+    ("original", "stored", "kept"),
     [
-        ("../../etc/passwd", "passwd"),
-        ("/abs/path/photo.png", "photo.png"),
-        ("C:\\Users\\nino\\My Photo.JPG", "My_Photo.JPG"),
-        ("თბილისი ღამით.jpg", "თბილისი_ღამით.jpg"),
-        ('quote\'s "and" $(rm -rf).jpg', "quotes_and_rm_-rf.jpg"),
-        ("new\nline.jpg", "newline.jpg"),
-        (".htaccess", "htaccess"),
-        ("..", "file"),
+        ("../../etc/passwd", "passwd", "passwd"),
+        ("/abs/path/photo.png", "photo.png", "photo.png"),
+        ("C:\\Users\\nino\\My Photo.JPG", "My_Photo.JPG", "My Photo.JPG"),
+        ("თბილისი ღამით.jpg", "თბილისი_ღამით.jpg", "თბილისი ღამით.jpg"),
+        ('quote\'s "and" $(rm -rf).jpg', "quotes_and_rm_-rf.jpg", 'quote\'s "and" $(rm -rf).jpg'),
+        # Unprintable characters go from both names, as Django's multipart parser drops them.
+        ("new\nline.jpg", "newline.jpg", "newline.jpg"),
+        ("Ё\x00лка\u202egpj.exe", "Ёлкаgpj.exe", "Ёлкаgpj.exe"),
+        (".htaccess", "htaccess", ".htaccess"),
+        ("..", "file", ".."),
     ],
 )
-def test_odd_original_names_are_sanitised_in_the_stored_name(original, stored):
+def test_odd_original_names_are_sanitised_in_the_stored_name(original, stored, kept):
     media = factories.media(factories.tour(), name=original)
 
     assert media.file.name.split("-", 1)[1] == stored
     assert media.file.name.startswith("uploads/tours/")
-    assert media.original_name == original.replace("\\", "/").rsplit("/", 1)[-1]
+    assert Media.objects.get(pk=media.pk).original_name == kept
 
 
 def test_a_very_long_name_still_fits_the_column():
     media = factories.media(factories.tour(), name="x" * 400 + ".jpeg")
 
-    assert len(media.file.name) <= Media._meta.get_field("file").max_length
+    field = Media._meta.get_field("file")
+    assert len(media.file.name) == field.max_length - paths.COLLISION_SUFFIX_LENGTH
     assert media.file.name.endswith("x.jpeg")
+
+
+# Names in several scripts, with what the stored name keeps of each: no more than 255 bytes
+# less the suffix of a taken name (247) for <16 hex>-<name>, that is 230 bytes for the name.
+NFD_SENT = unicodedata.normalize("NFD", "Ёлка_в_Тбилиси_" * 12 + ".jpg")
+SCRIPTS = {
+    "georgian": ("ა" * 98 + ".jpg", "ა" * 75 + ".jpg"),
+    "russian": (
+        "Вид_на_Нарикалу_с_канатной_дороги_" * 7 + ".jpg",
+        "Вид_на_Нарикалу_с_канатной_дороги_" * 3 + "Вид_на_Нарикалу_с_кана.jpg",
+    ),
+    "emoji": ("🌄🇬🇪👍🏽" * 30 + ".jpg", "file.jpg"),
+    "combining": ("q\u0323\u0307" * 80 + ".jpg", "q" * 80 + ".jpg"),
+    "nfd": (NFD_SENT, "Ёлка_в_Тбилиси_" * 8 + "Ёлка_.jpg"),
+}
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_names_in_any_script_are_stored_within_the_file_systems_limits(script, backend):
+    sent, stored = SCRIPTS[script]
+    content = f"photo named in {script}".encode()
+
+    media = Media.objects.create(content_object=factories.tour(), file=ContentFile(content, name=sent))
+
+    folder, component = media.file.name.rsplit("/", 1)
+    assert folder == "uploads/tours"
+    assert re.fullmatch(r"[0-9a-f]{16}", component[:16]) and component[16:] == "-" + stored
+    assert len(component.encode()) <= 255 - paths.COLLISION_SUFFIX_LENGTH
+    assert backend.names() == [media.file.name]
+    assert backend.read(media.file.name) == content
+    assert Media.objects.get(pk=media.pk).original_name == unicodedata.normalize("NFC", sent)
+
+
+def test_a_taken_name_still_fits_with_the_suffix_the_storage_adds(backend):
+    media = Media.objects.create(
+        content_object=factories.tour(), file=ContentFile(b"first", name=SCRIPTS["georgian"][0])
+    )
+
+    again = default_storage.save(media.file.name, ContentFile(b"second"), max_length=255)
+
+    assert again != media.file.name and len(again.rsplit("/", 1)[1].encode()) <= 255
+    assert backend.read(again) == b"second"
+
+
+def test_a_long_key_prefix_on_s3_still_leaves_a_key_within_1024_bytes(s3_backend, s3_server, settings):
+    location = "/".join(["ქალაქი"] * 45)  # 854 bytes
+    options = s3_options(s3_server, s3_backend.bucket, location=location)
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": S3_STORAGE, "OPTIONS": options}}
+
+    media = Media.objects.create(
+        content_object=factories.tour(), file=ContentFile(b"photo", name=SCRIPTS["georgian"][0])
+    )
+
+    [key] = s3_backend.names()
+    assert key == f"{location}/{media.file.name}"
+    room = 1024 - paths.COLLISION_SUFFIX_LENGTH
+    assert room - 3 < len(key.encode()) <= room, "cut to the key's limit, no more than a letter short"
+    assert s3_backend.read(media.file.name) == b"photo"
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("ა" * 400 + ".jpg", "ა" * 251 + ".jpg"),
+        ("q\u0323\u0307" * 100 + ".jpg", "q\u0323\u0307" * 83 + ".jpg"),
+        ("🇬🇪" * 200 + ".jpg", "🇬🇪" * 125 + ".jpg"),
+    ],
+)
+def test_an_original_name_longer_than_the_column_is_cut_between_characters(sent, kept):
+    media = Media.objects.create(content_object=factories.tour(), file=ContentFile(b"x", name=sent))
+
+    assert Media.objects.get(pk=media.pk).original_name == kept
+    assert len(kept) <= Media._meta.get_field("original_name").max_length
 
 
 def test_str_is_the_original_name():

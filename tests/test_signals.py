@@ -1,12 +1,16 @@
 import logging
 import os
 import re
+import threading
 
 import pytest
 from django.apps import apps
 from django.core.files.base import ContentFile
-from django.db import connection, models, transaction
+from django.db import connection, connections, models, transaction
+from django.db.models.signals import pre_delete
+from django.test.utils import CaptureQueriesContext
 
+from media_app import signals
 from media_app.models import Media
 from tests import factories
 
@@ -216,3 +220,159 @@ def test_a_row_whose_file_is_already_gone_deletes_quietly(stored, backend, caplo
 
     assert not Media.objects.filter(pk=media.pk).exists()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+# -- rows loaded without their file name (only(), defer()) ---------------------------------------
+
+LOADS = {
+    "only": lambda pk: Media.objects.only("pk").get(pk=pk),
+    "defer": lambda pk: Media.objects.defer("file").get(pk=pk),
+    "only another field": lambda pk: Media.objects.only("caption").get(pk=pk),
+}
+
+
+@pytest.mark.parametrize("load", sorted(LOADS))
+def test_a_row_loaded_without_its_file_name_is_deleted_with_its_file_after_commit(load, stored, backend):
+    media, name = stored
+    loaded = LOADS[load](media.pk)
+    assert "file" in loaded.get_deferred_fields()
+
+    with transaction.atomic():
+        loaded.delete()
+        assert backend.exists(name), "the file went before the transaction committed"
+
+    assert not Media.objects.filter(pk=media.pk).exists()
+    assert not backend.exists(name)
+
+
+def test_a_rolled_back_delete_of_a_row_loaded_without_its_file_name_keeps_both(stored, backend):
+    media, name = stored
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Media.objects.only("pk").get(pk=media.pk).delete()
+        raise RuntimeError("the user's transaction fails")
+
+    assert Media.objects.filter(pk=media.pk).exists()
+    assert backend.exists(name)
+
+
+def deferred_delete_queries(rows):
+    """Delete ``rows`` loaded without their file names; return the queries up to the commit."""
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        rows.only("pk").delete()
+    return len(queries)
+
+
+def test_a_queryset_delete_without_file_names_reads_them_in_one_query(backend):
+    one, many = factories.tour(), factories.tour()
+    names = [factories.media(one).file.name] + [factories.media(many).file.name for _ in range(4)]
+    bystander = factories.media(factories.guide()).file.name
+
+    assert deferred_delete_queries(Media.objects.filter(object_id=one.pk)) == deferred_delete_queries(
+        Media.objects.filter(object_id=many.pk)
+    )
+    assert backend.missing(names) == names
+    assert backend.exists(bystander)
+
+
+def test_deleting_one_queryset_twice_deletes_the_files_of_both_times(backend):
+    tour = factories.tour()
+    rows = Media.objects.filter(object_id=tour.pk).only("pk")
+    first = factories.media(tour).file.name
+    rows.delete()
+    second = factories.media(tour).file.name
+
+    rows.delete()
+
+    assert backend.missing([first, second]) == [first, second]
+
+
+def test_an_owner_loaded_without_its_fields_deletes_its_media_files(backend):
+    tour = factories.tour()
+    names = [factories.media(tour).file.name for _ in range(2)]
+
+    type(tour).objects.only("pk").get(pk=tour.pk).delete()
+
+    assert not Media.objects.exists()
+    assert backend.missing(names) == names
+
+
+PLAIN_DELETES = {
+    "row": lambda media: Media.objects.get(pk=media.pk).delete(),
+    "queryset": lambda media: Media.objects.filter(pk=media.pk).delete(),
+    "owner with its media": lambda media: type(media.content_object).objects.get(pk=media.object_id).delete(),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PLAIN_DELETES))
+def test_a_delete_of_rows_with_their_file_names_costs_no_query_more(kind):
+    def queries_of_a_delete():
+        media = factories.media(factories.tour())
+        with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+            PLAIN_DELETES[kind](media)
+        return len(queries)
+
+    with_the_handler = queries_of_a_delete()
+    pre_delete.disconnect(sender=Media, dispatch_uid="media_load_deferred_file")
+    try:
+        without_it = queries_of_a_delete()
+    finally:
+        signals.connect()
+
+    assert with_the_handler == without_it
+
+
+def delete_from_another_connection(pk):
+    """Delete a media row in another thread, on that thread's own database connection."""
+
+    def delete():
+        try:
+            Media.objects.filter(pk=pk).delete()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=delete)
+    thread.start()
+    thread.join()
+
+
+@pytest.mark.parametrize("load", ["whole", "only", "defer"])
+def test_a_row_another_connection_deleted_first_deletes_quietly_and_touches_nothing_in_use(load, backend):
+    media = factories.media(factories.tour())
+    name = media.file.name
+    bystander = factories.media(factories.tour())
+    loaded = Media.objects.get(pk=media.pk) if load == "whole" else LOADS[load](media.pk)
+    delete_from_another_connection(media.pk)
+    assert not backend.exists(name)
+    # Meanwhile the file comes back under the same name, with a row of its own (as a restore does).
+    backend.put(name, b"restored")
+    revived = Media.objects.create(content_object=factories.guide(), file=name)
+
+    loaded.delete()
+
+    assert backend.read(name) == b"restored"
+    assert Media.objects.filter(pk=revived.pk).exists()
+    assert backend.exists(bystander.file.name)
+
+
+def test_a_queryset_row_another_connection_deleted_during_the_delete_is_skipped(backend):
+    tour = factories.tour()
+    rows = [factories.media(tour) for _ in range(2)]
+    deleted_first = []
+
+    def delete_the_other_row_first(sender, instance, **kwargs):
+        if not deleted_first:
+            deleted_first.extend(row for row in rows if row.pk != instance.pk)
+            delete_from_another_connection(deleted_first[0].pk)
+
+    # Runs before the project's handler: between the collection of the rows and their delete.
+    pre_delete.disconnect(sender=Media, dispatch_uid="media_load_deferred_file")
+    pre_delete.connect(delete_the_other_row_first, sender=Media, dispatch_uid="test_delete_the_other_row")
+    signals.connect()
+    try:
+        Media.objects.filter(object_id=tour.pk).only("pk").delete()
+    finally:
+        pre_delete.disconnect(sender=Media, dispatch_uid="test_delete_the_other_row")
+
+    assert not Media.objects.exists()
+    assert backend.names() == []

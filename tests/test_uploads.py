@@ -3,9 +3,14 @@ import io
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.files.uploadhandler import TemporaryFileUploadHandler
+from django.template.defaultfilters import filesizeformat
+from django.test import RequestFactory
 from PIL import Image
 
 from media_app.models import Media
+from media_app.uploads import DiscardedUpload
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -96,3 +101,96 @@ def test_code_can_still_create_media_without_model_validation():
     media = Media.objects.create(content_object=factories.guide(), file=ContentFile(b"text", name="a.txt"))
 
     assert media.mime_type == "text/plain"
+
+
+# -- the size limit while the request streams in -------------------------------------------------
+
+
+class RecordingUploadHandler(TemporaryFileUploadHandler):
+    """Django's temporary-file handler, noting how many bytes of each file reach it."""
+
+    files = []
+
+    def new_file(self, *args, **kwargs):
+        super().new_file(*args, **kwargs)
+        self.files.append(0)
+
+    def receive_data_chunk(self, raw_data, start):
+        self.files[-1] += len(raw_data)
+        return super().receive_data_chunk(raw_data, start)
+
+
+@pytest.fixture
+def reaching_the_next_handler(settings, tmp_path):
+    """Put a recording handler after the size limit; return how many bytes of each file it gets."""
+    settings.FILE_UPLOAD_HANDLERS = [
+        "media_app.uploads.SizeLimitUploadHandler",
+        "tests.test_uploads.RecordingUploadHandler",
+    ]
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    RecordingUploadHandler.files = []
+    return RecordingUploadHandler.files
+
+
+def uploaded(**files):
+    """Post ``name=(file name, content)`` through Django's multipart parser; return request.FILES."""
+    data = {field: SimpleUploadedFile(name, content) for field, (name, content) in files.items()}
+    return RequestFactory().post("/", data).FILES
+
+
+def test_a_file_within_the_limit_passes_on_whole(settings, reaching_the_next_handler):
+    photo = factories.image_bytes()
+    settings.MEDIA_UPLOAD_MAX_BYTES = len(photo)
+
+    received = uploaded(file=("photo.jpg", photo))["file"]
+
+    assert received.read() == photo
+    assert reaching_the_next_handler == [len(photo)]
+
+
+def test_a_file_past_the_limit_stops_there_and_reports_its_true_size(settings, reaching_the_next_handler):
+    settings.MEDIA_UPLOAD_MAX_BYTES = 100_000
+    big = factories.image_bytes() + b"0" * 300_000
+
+    received = uploaded(file=("big.jpg", big))["file"]
+
+    assert isinstance(received, DiscardedUpload)
+    assert (received.name, received.size) == ("big.jpg", len(big))
+    [kept] = reaching_the_next_handler
+    assert 0 < kept <= 100_000, "nothing past the limit went on"
+    with pytest.raises(ValidationError) as refused:
+        Media(content_object=factories.tour(), file=received).full_clean()
+    assert refused.value.message_dict["file"] == [
+        f"This file is {filesizeformat(len(big))}; the limit is {filesizeformat(100_000)}."
+    ]
+
+
+def test_each_file_of_a_request_is_counted_on_its_own(settings, reaching_the_next_handler):
+    photo = factories.image_bytes()
+    settings.MEDIA_UPLOAD_MAX_BYTES = len(photo)
+
+    files = uploaded(big=("big.jpg", photo + b"0"), small=("small.jpg", photo))
+
+    assert isinstance(files["big"], DiscardedUpload)
+    assert files["small"].read() == photo
+
+
+@pytest.mark.parametrize("name", ["page.html", "photo", "photo." + "ჯ" * 80])
+def test_nothing_of_a_file_under_a_name_no_allowed_type_has_goes_on(name, reaching_the_next_handler):
+    received = uploaded(file=(name, factories.image_bytes()))["file"]
+
+    assert isinstance(received, DiscardedUpload)
+    assert reaching_the_next_handler == []
+    with pytest.raises(ValidationError) as refused:
+        Media(content_object=factories.tour(), file=received).full_clean()
+    assert "not an allowed type" in str(refused.value.message_dict["file"])
+
+
+def test_a_discarded_upload_saved_without_validation_stores_nothing(media_root):
+    discarded = DiscardedUpload("big.jpg", "image/jpeg", 12_000_000, None)
+
+    with pytest.raises(ValueError, match="content was not kept"):
+        Media.objects.create(content_object=factories.tour(), file=discarded)
+
+    assert not Media.objects.exists()
+    assert list(media_root.iterdir()) == []
