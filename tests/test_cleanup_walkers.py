@@ -97,19 +97,17 @@ def test_an_unlistable_uploads_folder_makes_the_storage_unavailable(walker, medi
 
 def test_delete_reports_each_outcome(walker, media_root, outside_dir):
     make(media_root, ["tours/a.jpg"])
-    os.symlink(outside_dir, media_root / "uploads/escape")
+    os.symlink(outside_dir, media_root / "uploads/tours/escape")
     (outside_dir / "x.jpg").write_bytes(b"keep")
-    files = [
-        StoredFile(name)
-        for name in ("uploads/tours/a.jpg", "uploads/tours/gone.jpg", "uploads/escape/x.jpg", "other/x.jpg")
-    ]
+    names = ("uploads/tours/a.jpg", "uploads/tours/gone.jpg", "uploads/tours/escape/x.jpg", "other/x.jpg")
+    files = [StoredFile(name) for name in names]
 
     outcomes = [(stored.name, outcome) for stored, outcome, _ in walker.delete(files)]
 
     assert outcomes == [
         ("uploads/tours/a.jpg", Deletion.DELETED),
         ("uploads/tours/gone.jpg", Deletion.GONE),
-        ("uploads/escape/x.jpg", Deletion.FAILED),
+        ("uploads/tours/escape/x.jpg", Deletion.FAILED),
         ("other/x.jpg", Deletion.FAILED),
     ]
     assert (outside_dir / "x.jpg").read_bytes() == b"keep"
