@@ -27,8 +27,8 @@ import time
 from django.core.files.storage import FileSystemStorage, default_storage
 
 from .. import conf
-from ..paths import InsideCheck, in_uploads
-from .walkers import Deletion, remove_empty_folders
+from ..paths import InsideCheck, in_uploads, is_layout_entry
+from .walkers import KEPT_LAYOUT_ENTRY, Deletion, remove_empty_folders
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +109,9 @@ class FilesystemQuarantine:
         for stored in files:
             if not (in_uploads(stored.name) and inside(stored.name)):
                 yield stored, Deletion.FAILED, "refused: the path leads outside uploads/"
+                continue
+            if is_layout_entry(stored.name):
+                yield stored, Deletion.FAILED, KEPT_LAYOUT_ENTRY
                 continue
             source = os.path.join(self.media_root, stored.name)
             target = os.path.join(run_dir, stored.name)
