@@ -80,9 +80,9 @@ class InsideCheck:
 class UploadsLayout:
     """Resolve, once each, the real folders of a local media root's ``uploads/`` and ``uploads/<type>``.
 
-    An operator may make ``uploads/`` or a ``uploads/<type>`` a symlink to a folder on another
+    An operator may make ``uploads/`` or an ``uploads/<type>`` a symlink to a folder on another
     disk: that folder is then the trusted base of the names below it. It is not trusted when one
-    file would get two names: a ``uploads/<type>`` that resolves into ``uploads/`` (or holds it),
+    file would get two names: an ``uploads/<type>`` that resolves into ``uploads/`` (or holds it),
     or an ``uploads/`` that holds the media root itself.
     """
 
