@@ -8,11 +8,16 @@ logger = logging.getLogger(__name__)
 
 
 def delete_file(storage, name, using):
-    """Delete ``name`` from ``storage`` unless a row references it or it leaves the storage.
+    """Delete ``name`` from ``storage`` unless a row references it or it is not the app's to delete.
 
-    Return True when the file was deleted (or was already gone). Errors are logged at
-    ERROR and swallowed: the user's delete has committed, and the sweep retries the file.
+    Not the app's: a name that leads outside the storage, and ``uploads/`` or a direct entry
+    of it (the operator's folders, perhaps symlinks to another disk). Return True when the file
+    was deleted (or was already gone). Errors are logged at ERROR and swallowed: the user's
+    delete has committed, and the sweep retries the file.
     """
+    if paths.is_layout_entry(name):
+        logger.warning("Not deleting %r: uploads/ and its direct entries are never removed", name)
+        return False
     if not paths.resolves_inside(storage, name):
         logger.warning("Not deleting %r: the name points outside the media storage", name)
         return False

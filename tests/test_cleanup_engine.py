@@ -299,17 +299,18 @@ def test_an_unreferenced_symlink_goes_as_a_link_and_its_target_stays(media_root,
     assert target.read_bytes() == b"stray"
 
 
-def test_a_symlinked_folder_is_never_entered(media_root, outside_dir):
+def test_a_symlinked_folder_below_a_type_folder_is_never_entered(media_root, outside_dir):
+    """A symlink directly in uploads/ is a type folder moved elsewhere: see test_cleanup_layout."""
     inside = factories.stray_file(outside_dir, "deep/old.jpg")
-    (media_root / "uploads").mkdir()
-    os.symlink(outside_dir, media_root / "uploads/escape")
-    os.utime(media_root / "uploads/escape", (time.time() - 3 * 86400,) * 2, follow_symlinks=False)
+    (media_root / "uploads/tours").mkdir(parents=True)
+    os.symlink(outside_dir, media_root / "uploads/tours/escape")
+    os.utime(media_root / "uploads/tours/escape", (time.time() - 3 * 86400,) * 2, follow_symlinks=False)
 
     result = run_cleanup(force=True)
 
     assert result.files_checked == 1, "the link is listed as one entry, not walked into"
     assert inside.exists()
-    assert not os.path.lexists(media_root / "uploads/escape")
+    assert not os.path.lexists(media_root / "uploads/tours/escape")
 
 
 ODD_NAMES = ["with space.jpg", "თბილისი.jpg", 'quote\'s "x".jpg', "new\nline.jpg", "tab\there.jpg", "a-b.jpg"]
@@ -489,16 +490,6 @@ def test_an_unsorted_walker_fails_the_run_before_any_delete(media_root):
 
     assert result.status == "failed" and "not sorted" in result.message
     assert all(path.exists() for path in strays)
-
-
-def test_uploads_as_a_symlink_fails_the_run(media_root, outside_dir):
-    factories.stray_file(outside_dir, "old.jpg")
-    os.symlink(outside_dir, media_root / "uploads")
-
-    result = run_cleanup(force=True)
-
-    assert result.status == "failed"
-    assert (outside_dir / "old.jpg").exists()
 
 
 def test_it_refuses_to_run_inside_a_transaction():

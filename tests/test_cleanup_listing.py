@@ -28,3 +28,28 @@ def test_a_folder_that_cannot_be_listed_at_all_fails_the_listing(tmp_path, capsy
     _, err = capsysbinary.readouterr()
     assert code == 2
     assert json.loads(err)["failed"] is True
+
+
+def test_only_the_symlinks_named_to_follow_are_walked_and_only_at_the_top(tmp_path, capsysbinary):
+    top, elsewhere = tmp_path / "top", tmp_path / "elsewhere"
+    (elsewhere / "deeper").mkdir(parents=True)
+    (elsewhere / "a.jpg").write_bytes(b"x")
+    (elsewhere / "deeper/b.jpg").write_bytes(b"x")
+    os.symlink(elsewhere / "deeper", elsewhere / "link-below")
+    top.mkdir()
+    (top / "linked-b.jpg").write_bytes(b"x")
+    for name in ("linked", "not-named", "dangling"):
+        os.symlink(elsewhere if name != "dangling" else tmp_path / "missing", top / name)
+
+    code = listing.main(["--follow=linked", "--follow=dangling", str(top)])
+
+    out, _ = capsysbinary.readouterr()
+    assert code == 0
+    assert out.decode().split("\0")[:-1] == [
+        "dangling",  # named, but leads to no folder: an entry like a file
+        "linked-b.jpg",
+        "linked/a.jpg",  # a followed link sorts as a folder, after "linked-b.jpg"
+        "linked/deeper/b.jpg",
+        "linked/link-below",  # below the top, a symlink is never followed
+        "not-named",
+    ]

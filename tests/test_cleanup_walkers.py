@@ -1,3 +1,4 @@
+import logging
 import os
 import subprocess
 import sys
@@ -97,22 +98,138 @@ def test_an_unlistable_uploads_folder_makes_the_storage_unavailable(walker, medi
 
 def test_delete_reports_each_outcome(walker, media_root, outside_dir):
     make(media_root, ["tours/a.jpg"])
-    os.symlink(outside_dir, media_root / "uploads/escape")
+    os.symlink(outside_dir, media_root / "uploads/tours/escape")
     (outside_dir / "x.jpg").write_bytes(b"keep")
-    files = [
-        StoredFile(name)
-        for name in ("uploads/tours/a.jpg", "uploads/tours/gone.jpg", "uploads/escape/x.jpg", "other/x.jpg")
-    ]
+    names = ("uploads/tours/a.jpg", "uploads/tours/gone.jpg", "uploads/tours/escape/x.jpg", "other/x.jpg")
+    files = [StoredFile(name) for name in names]
 
     outcomes = [(stored.name, outcome) for stored, outcome, _ in walker.delete(files)]
 
     assert outcomes == [
         ("uploads/tours/a.jpg", Deletion.DELETED),
         ("uploads/tours/gone.jpg", Deletion.GONE),
-        ("uploads/escape/x.jpg", Deletion.FAILED),
+        ("uploads/tours/escape/x.jpg", Deletion.FAILED),
         ("other/x.jpg", Deletion.FAILED),
     ]
     assert (outside_dir / "x.jpg").read_bytes() == b"keep"
+
+
+@pytest.fixture
+def other_disk(tmp_path):
+    """Where an operator moved ``uploads/drivers``, then linked it back."""
+    path = tmp_path / "disk2"
+    (path / "drivers/2019").mkdir(parents=True)
+    (path / "drivers/2019/a.jpg").write_bytes(b"x")
+    return path
+
+
+def test_a_symlinked_type_folder_is_walked_and_symlinks_below_it_are_not(walker, media_root, other_disk):
+    make(media_root, ["tours/t.jpg"])
+    os.symlink(other_disk / "drivers", media_root / "uploads/drivers")
+    os.symlink(other_disk, other_disk / "drivers/up")
+
+    listed = [stored.name for stored in walker.iter_files()]
+
+    assert listed == ["uploads/drivers/2019/a.jpg", "uploads/drivers/up", "uploads/tours/t.jpg"]
+    assert walker.errors == []
+
+
+def test_uploads_as_a_symlink_to_a_folder_is_walked(walker, media_root, other_disk):
+    os.symlink(other_disk, media_root / "uploads")
+
+    assert [stored.name for stored in walker.iter_files()] == ["uploads/drivers/2019/a.jpg"]
+
+
+@pytest.mark.parametrize("target", ["media root", "above the media root", "missing"])
+def test_an_uploads_symlink_that_holds_the_media_root_or_nothing_is_unavailable(target, walker, media_root):
+    real = {"media root": media_root, "above the media root": media_root.parent}.get(target)
+    os.symlink(real or media_root.parent / "missing", media_root / "uploads")
+
+    with pytest.raises(StorageUnavailable, match="MEDIA_ROOT" if real else "is not a folder"):
+        list(walker.iter_files())
+
+
+@pytest.mark.parametrize(
+    ("links", "message"),
+    [
+        ({"drivers": "uploads/guides"}, "uploads/drivers is a symlink"),
+        ({"drivers": "uploads/guides/2019"}, "uploads/drivers is a symlink"),
+        ({"drivers": "media root"}, "uploads/drivers is a symlink"),
+        ({"drivers": "disk2/drivers", "guides2": "disk2/drivers"}, "guides2 are symlinks"),
+        ({"drivers": "disk2/drivers", "zz": "disk2/drivers/2019"}, "drivers and uploads/zz are symlinks"),
+        ({"aa": "disk2", "drivers": "disk2/drivers"}, "aa and uploads/drivers are symlinks"),
+    ],
+)
+def test_type_folders_that_give_a_file_two_names_make_the_storage_unavailable(
+    links, message, walker, media_root, other_disk
+):
+    make(media_root, ["guides/2019/g.jpg"])
+    places = {"media root": media_root}
+    for name, target in links.items():
+        real = (
+            places.get(target) or (other_disk.parent if target.startswith("disk2") else media_root) / target
+        )
+        os.symlink(real, media_root / "uploads" / name)
+
+    with pytest.raises(StorageUnavailable, match=message):
+        list(walker.iter_files())
+
+
+def test_a_type_folder_linked_to_a_missing_folder_is_listed_as_an_entry(walker, media_root, tmp_path, caplog):
+    make(media_root, ["tours/t.jpg"])
+    os.symlink(tmp_path / "unmounted/drivers", media_root / "uploads/drivers")
+
+    with caplog.at_level(logging.WARNING, logger="media_app"):
+        listed = [stored.name for stored in walker.iter_files()]
+
+    assert listed == ["uploads/drivers", "uploads/tours/t.jpg"]
+    assert any("uploads/drivers is a symlink to" in r.getMessage() for r in caplog.records)
+    assert walker.errors == []
+
+
+def test_delete_never_removes_uploads_or_its_direct_entries(walker, media_root, other_disk):
+    make(media_root, ["tours/t.jpg", "readme.txt"])
+    os.symlink(other_disk / "drivers", media_root / "uploads/drivers")
+    os.symlink(media_root / "uploads/readme.txt", media_root / "uploads/file-link")
+    os.symlink(media_root / "missing", media_root / "uploads/dangling")
+    os.mkfifo(media_root / "uploads/fifo")
+    (media_root / "uploads/empty").mkdir()
+    names = ["uploads/", "uploads/tours", "uploads/drivers", "uploads/drivers/"]
+    names += ["uploads/readme.txt", "uploads/file-link", "uploads/dangling", "uploads/fifo", "uploads/empty"]
+    before = direct_entries(media_root / "uploads")
+
+    outcomes = {
+        stored.name: (outcome, detail) for stored, outcome, detail in walker.delete(map(StoredFile, names))
+    }
+
+    assert set(outcomes.values()) == {(Deletion.FAILED, walkers.KEPT_LAYOUT_ENTRY)}
+    assert direct_entries(media_root / "uploads") == before
+    assert (media_root / "uploads/readme.txt").read_bytes() == b"x"
+
+
+def direct_entries(folder):
+    """Return each entry of ``folder`` with its inode, type and link target (a fifo is never opened)."""
+    return {
+        entry.name: (entry.inode(), entry.stat(follow_symlinks=False).st_mode, os.path.realpath(entry.path))
+        for entry in os.scandir(folder)
+    }
+
+
+def test_delete_goes_through_a_symlinked_type_folder_and_keeps_it(walker, media_root, other_disk):
+    (media_root / "uploads").mkdir()
+    os.symlink(other_disk / "drivers", media_root / "uploads/drivers")
+    (other_disk / "drivers/b.jpg").write_bytes(b"x")
+
+    outcomes = [
+        outcome
+        for _, outcome, _ in walker.delete(
+            map(StoredFile, ["uploads/drivers/2019/a.jpg", "uploads/drivers/b.jpg"])
+        )
+    ]
+
+    assert outcomes == [Deletion.DELETED, Deletion.DELETED]
+    assert os.listdir(other_disk / "drivers") == [], "the emptied folder below goes"
+    assert os.path.islink(media_root / "uploads/drivers"), "the type folder's link stays"
 
 
 def test_a_listing_process_that_dies_makes_the_storage_unavailable(walker, media_root, monkeypatch, tmp_path):

@@ -188,8 +188,8 @@ def test_a_symlinked_folder_leading_outside_is_never_followed(media_root, outsid
     media = factories.media(factories.tour())
     secret = outside_dir / "secret.txt"
     secret.write_text("keep me")
-    os.symlink(outside_dir, media_root / "uploads" / "escape")
-    Media.objects.filter(pk=media.pk).update(file="uploads/escape/secret.txt")
+    os.symlink(outside_dir, media_root / "uploads" / "tours" / "escape")
+    Media.objects.filter(pk=media.pk).update(file="uploads/tours/escape/secret.txt")
 
     with caplog.at_level(logging.WARNING, logger="media_app"):
         Media.objects.get(pk=media.pk).delete()

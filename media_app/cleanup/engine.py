@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from .. import conf, references, signals
 from ..models import CleanupRun, Media
-from ..paths import in_uploads, is_safe_name
+from ..paths import in_uploads, is_layout_entry, is_safe_name
 from .binding import Binding, StorageRefused
 from .durations import parse_duration
 from .lock import LockLost, cleanup_lock
@@ -477,7 +477,7 @@ class Sweep:
                 result.files_checked += 1
                 if reference_count == 0 and not orphan_pks:
                     self.collect_unreferenced(stored, orphaned_files)
-                elif live_references <= 0:
+                elif live_references <= 0 and not self.kept_in_layout(name):
                     # Only orphaned rows point at it: it goes with the first of them.
                     self.row_files += 1
                     orphaned_rows.append(str(orphan_pks[0]), name, stored.size)
@@ -505,7 +505,7 @@ class Sweep:
                 orphaned_rows.append(str(pk), None, 0)
 
     def collect_unreferenced(self, stored, orphaned_files):
-        if stored.name in self.protected:
+        if stored.name in self.protected or self.kept_in_layout(stored.name):
             return
         if stored.modified > self.cutoff:
             self.result.young_files += 1
@@ -514,6 +514,18 @@ class Sweep:
         self.result.orphaned_files += 1
         self.item("orphaned file", stored.name)
         orphaned_files.append(stored.name, stored.size)
+
+    def kept_in_layout(self, name):
+        """Return True for a direct entry of ``uploads/``, which is never removed, and report it.
+
+        Uploads are stored below ``uploads/<type>/``; a file or symlink directly in ``uploads/``
+        is the operator's (a folder moved to another disk and linked back, say).
+        """
+        if not is_layout_entry(name):
+            return False
+        self.item("kept entry of uploads/", name)
+        logger.info("Keeping %r: uploads/ and its direct entries are never removed", name)
+        return True
 
     # -- cap ---------------------------------------------------------------------------------
 

@@ -8,8 +8,10 @@ Output: on stdout, each file's name relative to FOLDER followed by a NUL byte (N
 occur in a file name); at the end, on stderr, one JSON object
 ``{"unreadable": count, "unreadable_sample": [...], "errors": [...]}``.
 
-Symlinks are listed as files and never followed. Names that are not valid UTF-8 are counted
-and left out. A folder that cannot be listed is reported in ``errors`` and skipped.
+Symlinks are listed as files and never followed, except those directly in FOLDER named by
+``--follow NAME``: they are walked as folders (the sweep checks them first, see
+``walkers.linked_type_folders``). Names that are not valid UTF-8 are counted and left out. A
+folder that cannot be listed is reported in ``errors`` and skipped.
 """
 
 import argparse
@@ -74,12 +76,14 @@ def is_utf8(name):
     return True
 
 
-def walk(top, problems, chunk=DEFAULT_CHUNK, spill_dir=None):
+def walk(top, problems, chunk=DEFAULT_CHUNK, spill_dir=None, follow=frozenset()):
     """Yield the names of the files under ``top``, relative to it, in byte order.
 
-    Raises OSError when ``top`` itself cannot be listed.
+    The symlinks directly in ``top`` named in ``follow`` are walked as folders when they lead to
+    one. Raises OSError when ``top`` itself cannot be listed.
     """
-    yield from _walk(top, "", sorted_entries(top, problems, chunk, spill_dir), problems, chunk, spill_dir)
+    entries = sorted_entries(top, problems, chunk, spill_dir, follow)
+    yield from _walk(top, "", entries, problems, chunk, spill_dir)
 
 
 def _walk(top, prefix, entries, problems, chunk, spill_dir):
@@ -96,12 +100,12 @@ def _walk(top, prefix, entries, problems, chunk, spill_dir):
         yield from _walk(top, folder, children, problems, chunk, spill_dir)
 
 
-def sorted_entries(path, problems, chunk=DEFAULT_CHUNK, spill_dir=None):
+def sorted_entries(path, problems, chunk=DEFAULT_CHUNK, spill_dir=None, follow=frozenset()):
     """Return a folder's entries in an order that makes the whole walk byte-ordered.
 
     A folder sorts as ``name/``, so that ``a/b`` comes after ``a-b`` as it does in a plain
-    string sort of the full names. Past ``chunk`` entries, sorted runs spill to temporary
-    files and are merged back lazily.
+    string sort of the full names; so does a symlink to a folder named in ``follow``. Past
+    ``chunk`` entries, sorted runs spill to temporary files and are merged back lazily.
     """
     runs, names = [], []
     with os.scandir(path) as scan:
@@ -110,7 +114,7 @@ def sorted_entries(path, problems, chunk=DEFAULT_CHUNK, spill_dir=None):
             if not is_utf8(name):
                 problems.unreadable_name(os.path.join(path, name))
                 continue
-            names.append(name + "/" if entry.is_dir(follow_symlinks=False) else name)
+            names.append(name + "/" if entry.is_dir(follow_symlinks=name in follow) else name)
             if len(names) >= chunk:
                 runs.append(_spill_run(names, spill_dir))
                 names = []
@@ -146,12 +150,14 @@ def main(argv=None):
     parser.add_argument("folder")
     parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK)
     parser.add_argument("--spill-dir")
+    parser.add_argument("--follow", action="append", default=[], help="a symlink in FOLDER to walk")
     options = parser.parse_args(argv)
+    follow = frozenset(options.follow)
     problems = Problems()
     out = sys.stdout.buffer
     batch = []
     try:
-        for name in walk(options.folder, problems, options.chunk, options.spill_dir):
+        for name in walk(options.folder, problems, options.chunk, options.spill_dir, follow):
             batch.append(name)
             if len(batch) == 4096:
                 out.write(("\0".join(batch) + "\0").encode("utf-8"))

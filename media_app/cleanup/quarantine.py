@@ -34,9 +34,9 @@ import time
 from django.core.files.storage import FileSystemStorage, default_storage
 
 from .. import conf
-from ..paths import InsideCheck, in_uploads
+from ..paths import InsideCheck, in_uploads, is_layout_entry
 from .manifest import ManifestLine, is_uuid_text, manifest_lines, parse_meta, run_meta
-from .walkers import Deletion, remove_empty_folders
+from .walkers import KEPT_LAYOUT_ENTRY, Deletion, remove_empty_folders
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +169,9 @@ class FilesystemQuarantine:
         for stored in files:
             if not (in_uploads(stored.name) and inside(stored.name)):
                 yield stored, Deletion.FAILED, "refused: the path leads outside uploads/"
+                continue
+            if is_layout_entry(stored.name):
+                yield stored, Deletion.FAILED, KEPT_LAYOUT_ENTRY
                 continue
             source = os.path.join(self.media_root, stored.name)
             target = os.path.join(run_dir, stored.name)

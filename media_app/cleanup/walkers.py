@@ -7,6 +7,7 @@ can merge them with rows ordered the same way; and it deletes a batch of files, 
 """
 
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from django.core.files.storage import FileSystemStorage
 
-from ..paths import UPLOADS_FOLDER, UPLOADS_PREFIX, InsideCheck, in_uploads
+from ..paths import UPLOADS_FOLDER, UPLOADS_PREFIX, InsideCheck, UploadsLayout, in_uploads, is_layout_entry
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ PREFIX = UPLOADS_PREFIX
 # when a single folder holds millions of files.
 FOLDER_CHUNK = 25_000
 PIPE_SIZE = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size
+KEPT_LAYOUT_ENTRY = "refused: uploads/ and its direct entries are never removed"
 # Where ``python -m media_app.cleanup.listing`` can be imported from.
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 
@@ -86,11 +88,13 @@ def walker_for(storage):
 
 
 class FilesystemWalker:
-    """Walk ``uploads/`` of a local ``FileSystemStorage`` without ever following a symlink.
+    """Walk ``uploads/`` of a local ``FileSystemStorage``, following no symlink below ``uploads/<type>``.
 
-    A symlink is listed as a file (it may be deleted as a link; its target is never touched).
-    Names that are not valid UTF-8 are counted in ``unreadable_names`` and left alone; a folder
-    that cannot be read is reported in ``errors`` and skipped.
+    ``uploads/`` and each ``uploads/<type>`` may be a symlink to a folder on another disk: it is
+    walked like a folder (see ``paths.UploadsLayout``). Below that, a symlink is listed as a file
+    (it may be deleted as a link; its target is never touched). Names that are not valid UTF-8 are
+    counted in ``unreadable_names`` and left alone; a folder that cannot be read is reported in
+    ``errors`` and skipped.
     """
 
     def __init__(self, storage, spill_dir=None):
@@ -110,14 +114,22 @@ class FilesystemWalker:
 
         The listing starts at once in a process of its own (``listing.py``), so that it runs
         on the second core while this process queries the database; ``close()`` the result
-        to stop it early.
+        to stop it early. Raise ``StorageUnavailable`` when ``uploads/`` is not a folder, or
+        when symlinked folders would list one file under two names.
         """
         top = os.path.join(self.root, UPLOADS_FOLDER)
         if not os.path.lexists(top):
             return no_files()
-        if os.path.islink(top) or not os.path.isdir(top):
-            raise StorageUnavailable(f"{top} is not a folder (a symlink is not followed)")
-        return ListingProcess(self, top)
+        if not os.path.isdir(top):
+            target = f" (a symlink to {os.readlink(top)})" if os.path.islink(top) else ""
+            raise StorageUnavailable(f"{top}{target} is not a folder")
+        layout = UploadsLayout(self.root)
+        if layout.top() is None:
+            raise StorageUnavailable(
+                f"{top} is a symlink to {layout.real(top)}, which holds MEDIA_ROOT: "
+                "the same files would be listed under two names"
+            )
+        return ListingProcess(self, top, linked_type_folders(top, layout))
 
     def _take_report(self, returncode, text):
         try:
@@ -156,6 +168,8 @@ class FilesystemWalker:
         # Checked again at delete time: a folder may have become a symlink since the walk.
         if not (in_uploads(name) and inside(name)):
             return Deletion.FAILED, "refused: the path leads outside uploads/"
+        if is_layout_entry(name):
+            return Deletion.FAILED, KEPT_LAYOUT_ENTRY
         path = os.path.join(self.root, name)
         try:
             mode = os.lstat(path).st_mode
@@ -172,6 +186,44 @@ class FilesystemWalker:
         return Deletion.DELETED, ""
 
 
+def linked_type_folders(top, layout):
+    """Return the names of the symlinks directly in ``uploads/`` to walk as folders.
+
+    Raise ``StorageUnavailable`` when one of them, or two together, would list a file under two
+    names: the sweep would take the second name for an unreferenced file. A symlink whose target
+    is missing (a disk not mounted) is logged; the sweep keeps it and reports its files missing.
+    """
+    followed = {}
+    with os.scandir(top) as scan:
+        for entry in scan:
+            if not entry.is_symlink():
+                continue
+            if not entry.is_dir():
+                if not os.path.exists(entry.path):
+                    logger.warning(
+                        "uploads/%s is a symlink to %s, which is missing: its files are reported missing",
+                        entry.name,
+                        os.readlink(entry.path),
+                    )
+                continue
+            real = layout.type_folder(entry.name)
+            if real is None:
+                raise StorageUnavailable(
+                    f"uploads/{entry.name} is a symlink to {layout.real(entry.path)}, which lies inside "
+                    "uploads/ or holds it: the same files would be listed under two names"
+                )
+            followed[entry.name] = real
+    # With a separator appended, a folder sorts right before everything below it.
+    ordered = sorted((real.rstrip(os.sep) + os.sep, name) for name, real in followed.items())
+    for (outer, outer_name), (inner, inner_name) in itertools.pairwise(ordered):
+        if inner.startswith(outer):
+            raise StorageUnavailable(
+                f"uploads/{outer_name} and uploads/{inner_name} are symlinks to the same folder, or one "
+                "inside the other: the same files would be listed under two names"
+            )
+    return sorted(followed)
+
+
 def no_files():
     """Yield nothing, as a closeable iterator like every listing."""
     yield from ()
@@ -180,11 +232,13 @@ def no_files():
 class ListingProcess:
     """The files a ``python -m media_app.cleanup.listing`` process lists, read from its pipe."""
 
-    def __init__(self, walker, top):
+    def __init__(self, walker, top, followed=()):
         self.walker = walker
-        command = [sys.executable, "-m", "media_app.cleanup.listing", "--chunk", str(FOLDER_CHUNK), top]
+        command = [sys.executable, "-m", "media_app.cleanup.listing", "--chunk", str(FOLDER_CHUNK)]
         if walker.spill_dir:
-            command[-1:-1] = ["--spill-dir", walker.spill_dir]
+            command += ["--spill-dir", walker.spill_dir]
+        command += [f"--follow={name}" for name in followed]
+        command += ["--", top]
         self.report = tempfile.TemporaryFile(dir=walker.spill_dir)
         self.process = subprocess.Popen(
             command, cwd=PACKAGE_PARENT, stdout=subprocess.PIPE, stderr=self.report
