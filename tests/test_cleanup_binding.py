@@ -2,14 +2,19 @@
 
 import io
 import json
+import uuid
+from datetime import timedelta
 
 import pytest
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from media_app.cleanup.binding import MARKER_NAME, Marker, marker_store_for
 from media_app.cleanup.engine import run_cleanup
-from media_app.models import DatabaseIdentity, Media
+from media_app.cleanup.quarantine import quarantine_for
+from media_app.cleanup.restore import restore_run
+from media_app.models import CleanupRun, DatabaseIdentity, Media
 from tests import factories
 from tests.backends import later
 from tests.conftest import tree
@@ -217,3 +222,97 @@ def test_claim_storage_through_the_real_command_line(manage_py, media_root):
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("\n") == 1 and "now belongs to this database" in done.stdout
     assert marker().database == this_database()
+
+
+# -- the quarantine is bound too ------------------------------------------------------------------
+
+
+@pytest.fixture
+def quarantined(backend, settings):
+    """A real run of this database that quarantined a stray file (beside a live row)."""
+    settings.MEDIA_CLEANUP_QUARANTINE_DAYS = 7
+    factories.media(factories.tour())
+    backend.put("uploads/tours/stray.jpg")
+    result = run_cleanup(now=later())
+    assert (result.status, result.deleted_files) == ("ok", 1)
+    return result.run_id
+
+
+def quarantine_of_another_database(run_id=None, **meta):
+    """Quarantine a run as another database would have (its id in meta.json); return its id."""
+    run_id = run_id or str(uuid.uuid4())
+    quarantine = quarantine_for(default_storage)
+    quarantine.begin(run_id, timezone.now() - timedelta(days=30), **meta)
+    quarantine.record(run_id, 1, [{"kind": "file", "name": "uploads/tours/theirs.jpg", "size": 6}])
+    return run_id
+
+
+def restore(*args):
+    """Run ``restore_media``; return (stdout, error, exit code)."""
+    out = io.StringIO()
+    try:
+        call_command("restore_media", *args, stdout=out, stderr=io.StringIO())
+    except CommandError as exc:
+        return out.getvalue(), str(exc), exc.returncode
+    return out.getvalue(), "", 0
+
+
+def test_restore_media_lists_only_this_databases_runs(backend, quarantined):
+    theirs = quarantine_of_another_database(database=FOREIGN)
+    legacy_mine = quarantine_of_another_database()  # written before runs named their database
+    CleanupRun.objects.create(id=legacy_mine, started_at=timezone.now(), status="ok")
+    quarantine_of_another_database()  # an unnamed run this database's history does not know
+
+    out, error, code = restore("--list", "--json")
+
+    assert (code, error) == (0, "")
+    assert sorted(run["run_id"] for run in json.loads(out)) == sorted([quarantined, legacy_mine])
+    assert theirs not in out
+
+
+def test_restoring_another_databases_run_is_refused_and_moves_nothing(backend, quarantined):
+    theirs = quarantine_of_another_database(database=FOREIGN)
+    before = backend.names()
+
+    out, error, code = restore(theirs)
+
+    assert code == 1
+    assert f"run {theirs} was quarantined by database {FOREIGN}" in error and this_database() in error
+    assert backend.names() == before
+
+
+def test_a_restore_on_a_storage_marked_for_another_database_is_refused(backend, quarantined):
+    mark_for_another_database()
+    before = backend.names()
+
+    result = restore_run(quarantined)
+
+    assert (result.status, result.exit_code) == ("refused", 1)
+    assert FOREIGN in result.message and "--claim-storage" in result.message
+    assert backend.names() == before
+
+
+def test_a_restore_of_this_databases_run_still_works(backend, quarantined):
+    _, _, code = restore(quarantined)
+
+    assert code == 0 and backend.exists("uploads/tours/stray.jpg")
+
+
+def test_a_sweep_never_purges_another_databases_quarantined_run(backend, quarantined):
+    theirs = quarantine_of_another_database(database=FOREIGN)
+
+    result = run_cleanup(purge_quarantine=True, now=later(days=60))
+
+    assert result.status == "ok" and result.purged_runs == 1
+    runs, problems = quarantine_for(default_storage).runs()
+    assert theirs in runs and quarantined not in runs and problems == []
+
+
+def test_a_restore_with_the_database_out_of_reach_fails_in_one_line(manage_py):
+    run_id = str(uuid.uuid4())
+
+    done = manage_py("restore_media", run_id, env={"DATABASE_URL": "postgres://postgres@127.0.0.1:1/nowhere"})
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("CommandError: restore failed: cannot reach the database")

@@ -24,7 +24,7 @@ from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
-from ..models import DatabaseIdentity
+from ..models import CleanupRun, DatabaseIdentity
 from .lock import LockHeld, cleanup_lock
 from .walkers import StorageUnavailable
 
@@ -224,6 +224,23 @@ class Binding:
         self.store.write(self.marker)
         logger.info("Marked %s as the storage of database %s", self.store.describe(), self.database)
         return previous
+
+
+def own_runs(runs, database, using):
+    """Return the quarantined runs (``{run id: QuarantinedRun}``) that belong to ``database``.
+
+    A run names the database that quarantined it in its meta.json. A run quarantined before
+    that key existed belongs to the database whose history knows its id.
+    """
+    unnamed = [run_id for run_id, run in runs.items() if "database" not in run.meta]
+    known = {
+        str(pk) for pk in CleanupRun.objects.using(using).filter(pk__in=unnamed).values_list("pk", flat=True)
+    }
+    return {
+        run_id: run
+        for run_id, run in runs.items()
+        if run.meta.get("database") == database or ("database" not in run.meta and run_id in known)
+    }
 
 
 def claim_storage(*, using=DEFAULT_DB_ALIAS, storage=None):

@@ -36,11 +36,11 @@ from django.utils import timezone
 from .. import conf, references, signals
 from ..models import CleanupRun, Media
 from ..paths import in_uploads, is_layout_entry, is_safe_name
-from .binding import Binding, StorageRefused
+from .binding import Binding, StorageRefused, own_runs
 from .durations import parse_duration
 from .lock import LockLost, cleanup_lock
 from .quarantine import QuarantineError, quarantine_for
-from .result import CleanupResult, Status
+from .result import CleanupResult, Status, one_line
 from .spill import Spill
 from .walkers import PREFIX, Deletion, StorageUnavailable, StoredFile, walker_for
 
@@ -228,11 +228,6 @@ def summary(result):
     return f"{text}. {result.message}" if result.message else text
 
 
-def one_line(exc):
-    """Return an exception's text on one line (database drivers' messages span several)."""
-    return " ".join(str(exc).split())
-
-
 class RunHistory:
     """Write the run's ``CleanupRun`` row: at the start, with progress, and at the end."""
 
@@ -339,6 +334,7 @@ class Sweep:
         self.media_ids = media_ids
         self.now = now
         self.purge_everything = purge_quarantine
+        self.binding = None
         self.quarantine = None
         self.quarantine_parts = 0
         self.on_item = on_item
@@ -359,7 +355,7 @@ class Sweep:
         self.protected = set()
 
     def run(self):
-        binding = Binding(self.storage, self.using)
+        self.binding = binding = Binding(self.storage, self.using)
         binding.check()
         if conf.quarantine_days() > 0 or self.purge_everything:
             self.quarantine = quarantine_for(self.storage)
@@ -630,7 +626,7 @@ class Sweep:
     def record_in_quarantine(self, entries):
         """Write a manifest part before its batch is carried out, opening the run's quarantine."""
         if not self.quarantine_parts:
-            self.quarantine.begin(self.result.run_id, self.now)
+            self.quarantine.begin(self.result.run_id, self.now, database=self.binding.database)
         self.quarantine_parts += 1
         self.quarantine.record(self.result.run_id, self.quarantine_parts, entries)
 
@@ -645,7 +641,8 @@ class Sweep:
         for problem in problems:
             self.result.add_error(f"quarantine: {problem}")
             logger.error("Cannot read the quarantine: %s", problem)
-        for run_id, run in sorted(runs.items()):
+        # Another database's runs (a quarantine shared by mistake) are its own to purge.
+        for run_id, run in sorted(own_runs(runs, self.binding.database, self.using).items()):
             if run_id == self.result.run_id or not (self.purge_everything or run.created <= cutoff):
                 continue
             size = self.quarantine.size(run_id) if self.dry_run else self.quarantine.purge(run_id)

@@ -22,9 +22,11 @@ from django.core.files.storage import default_storage
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
 from django.db.models import Case, DateTimeField, UUIDField, Value, When
 
-from ..models import CleanupRun, Media
+from ..models import CleanupRun, DatabaseIdentity, Media
+from .binding import Binding, StorageRefused, own_runs
 from .lock import cleanup_lock
 from .quarantine import QuarantineError, Restored, UnreadableRun, quarantine_for
+from .result import one_line
 from .walkers import StorageUnavailable
 
 logger = logging.getLogger(__name__)
@@ -40,12 +42,14 @@ class RestoreStatus:
     PURGED = "purged"  # the run is in the history, but its quarantine was purged
     LOCKED = "locked"
     FAILED = "failed"
+    REFUSED = "refused"  # the storage or the run belongs to another database
 
 
 EXIT_CODES = {
     RestoreStatus.OK: 0,
     RestoreStatus.PARTIAL: 1,
     RestoreStatus.FAILED: 1,
+    RestoreStatus.REFUSED: 1,
     RestoreStatus.UNKNOWN: 2,
     RestoreStatus.PURGED: 2,
     RestoreStatus.LOCKED: 75,
@@ -90,14 +94,17 @@ def parse_run_id(text):
         ) from None
 
 
-def quarantined_runs(storage=None):
-    """Return ``(runs, problems)``: the restorable runs, newest first, and what the quarantine cannot read.
+def quarantined_runs(storage=None, using=DEFAULT_DB_ALIAS):
+    """Return ``(runs, problems)``: this database's restorable runs, newest first, and what the
+    quarantine cannot read.
 
     Each run is ``{"run_id", "created", "files", "records", "bytes"}``, counting the manifest's
-    entries that a restore would try; each problem is a ``QuarantineProblem``.
+    entries that a restore would try; each problem is a ``QuarantineProblem``. Runs another
+    database quarantined (in a quarantine shared by mistake) are not listed.
     """
     quarantine = quarantine_for(storage)
     found, problems = quarantine.runs()
+    found = own_runs(found, DatabaseIdentity.current(using), using)
     runs = []
     for run in sorted(found.values(), key=lambda run: run.created, reverse=True):
         counts = {"file": 0, "record": 0}
@@ -131,31 +138,20 @@ def restore_run(run_id, *, dry_run=False, using=DEFAULT_DB_ALIAS, storage=None):
         logger.warning("Restore not started: %s", exc)
         return RestoreResult(str(run_id), dry_run=dry_run, status=RestoreStatus.UNKNOWN, message=str(exc))
     result = RestoreResult(run_id=run_id, dry_run=dry_run)
-    with cleanup_lock(using) as acquired:
-        if not acquired:
-            result.status = RestoreStatus.LOCKED
-            result.message = "a cleanup run holds the lock; nothing was done"
-            return result
-        try:
-            quarantine = quarantine_for(storage)
-            if quarantine.run(run_id) is None:
-                known = CleanupRun.objects.using(using).filter(pk=run_id).exists()
-                result.status = RestoreStatus.PURGED if known else RestoreStatus.UNKNOWN
-                result.message = (
-                    f"run {run_id} is in the history, but its quarantine was purged: nothing to restore"
-                    if known
-                    else f"no run {run_id} in the quarantine or the history"
-                )
+    storage = storage or default_storage
+    try:
+        with cleanup_lock(using) as acquired:
+            if not acquired:
+                result.status = RestoreStatus.LOCKED
+                result.message = "a cleanup run holds the lock; nothing was done"
                 return result
-            Restore(result, quarantine, storage or default_storage, using=using, dry_run=dry_run).run()
-        except UnreadableRun as exc:
-            result.status = RestoreStatus.FAILED
-            result.message = f"the quarantine of run {run_id} cannot be read: {exc}"
-            logger.error("Restore of run %s failed: %s", run_id, result.message)
-        except (DatabaseError, QuarantineError, StorageUnavailable, OSError) as exc:
-            result.status = RestoreStatus.FAILED
-            result.message = f"the restore could not go on: {type(exc).__name__}: {exc}"
-            logger.error("Restore of run %s failed: %s", run_id, result.message)
+            restore_locked(result, storage, using=using, dry_run=dry_run)
+    except (DatabaseError, OSError) as exc:
+        # The lock needs the database (or, for SQLite, the lock file beside it).
+        result.status = RestoreStatus.FAILED
+        result.message = f"cannot reach the database: {type(exc).__name__}: {one_line(exc)}"
+        logger.error("Restore of run %s failed: %s", run_id, result.message)
+        return result
     if result.status == RestoreStatus.OK and result.skipped:
         result.status = RestoreStatus.PARTIAL
     logger.info(
@@ -167,6 +163,44 @@ def restore_run(run_id, *, dry_run=False, using=DEFAULT_DB_ALIAS, storage=None):
         result.skipped,
     )
     return result
+
+
+def restore_locked(result, storage, *, using, dry_run):
+    """Restore ``result.run_id`` under the lock, recording the outcome in ``result``."""
+    run_id = result.run_id
+    try:
+        binding = Binding(storage, using)
+        binding.check()
+        quarantine = quarantine_for(storage)
+        run = quarantine.run(run_id)
+        if run is None:
+            known = CleanupRun.objects.using(using).filter(pk=run_id).exists()
+            result.status = RestoreStatus.PURGED if known else RestoreStatus.UNKNOWN
+            result.message = (
+                f"run {run_id} is in the history, but its quarantine was purged: nothing to restore"
+                if known
+                else f"no run {run_id} in the quarantine or the history"
+            )
+            return
+        if not own_runs({run_id: run}, binding.database, using):
+            raise StorageRefused(
+                f"run {run_id} was quarantined by database {run.meta.get('database', '(unknown)')}, "
+                f"not by this database ({binding.database}): restore it with that database's "
+                "settings; check DATABASE_URL and the quarantine's settings. Nothing was restored"
+            )
+        Restore(result, quarantine, storage, using=using, dry_run=dry_run).run()
+    except StorageRefused as exc:
+        result.status = RestoreStatus.REFUSED
+        result.message = f"refused: {exc}."
+        logger.error("Restore of run %s %s", run_id, result.message)
+    except UnreadableRun as exc:
+        result.status = RestoreStatus.FAILED
+        result.message = f"the quarantine of run {run_id} cannot be read: {exc}"
+        logger.error("Restore of run %s failed: %s", run_id, result.message)
+    except (DatabaseError, QuarantineError, StorageUnavailable, OSError) as exc:
+        result.status = RestoreStatus.FAILED
+        result.message = f"the restore could not go on: {type(exc).__name__}: {one_line(exc)}"
+        logger.error("Restore of run %s failed: %s", run_id, result.message)
 
 
 class Restore:

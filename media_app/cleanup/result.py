@@ -108,3 +108,8 @@ class CleanupResult:
             "duration_seconds": round(self.duration_seconds, 3),
             "message": self.message,
         }
+
+
+def one_line(exc):
+    """Return an exception's text on one line (database drivers' messages span several)."""
+    return " ".join(str(exc).split())

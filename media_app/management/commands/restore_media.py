@@ -9,8 +9,8 @@ from media_app.cleanup.restore import EXIT_CODES, RestoreStatus, parse_run_id, q
 class Command(BaseCommand):
     help = (
         "Take a cleanup run back: put its quarantined files back and re-create its rows whose owner "
-        "exists again. Exit codes: 0 all restored, 1 something skipped or failed, 2 unknown or purged "
-        "run (or no run id), 75 locked."
+        "exists again. Exit codes: 0 all restored, 1 something skipped, failed or refused, "
+        "2 unknown or purged run (or no run id), 75 locked."
     )
 
     def add_arguments(self, parser):
