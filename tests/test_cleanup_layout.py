@@ -125,13 +125,14 @@ def test_every_kind_of_direct_entry_of_uploads_is_kept(kind, media_root, tmp_pat
     assert result.sample.get(KEPT) == (None if walked else ["uploads/entry"])
 
 
-def test_an_orphaned_row_naming_a_direct_entry_goes_without_it(media_root):
+@pytest.mark.parametrize("selected", [False, True], ids=["sweep", "the admin's selection"])
+def test_an_orphaned_row_naming_a_direct_entry_goes_without_it(media_root, selected):
     factories.stray_file(media_root, "uploads/readme.txt")
     owner = factories.tour()
     row = Media.objects.create(content_object=owner, file="uploads/readme.txt")
     factories.delete_behind_the_orms_back(owner)
 
-    result = run_cleanup(force=True)
+    result = run_cleanup(force=True, media_ids=[row.pk] if selected else None)
 
     assert (result.status, result.deleted_records, result.deleted_files) == ("ok", 1, 0)
     assert not Media.objects.filter(pk=row.pk).exists()

@@ -2,9 +2,11 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -751,3 +753,32 @@ def test_a_folder_marker_of_the_prefix_is_no_stray_key_on_s3(s3_backend):
     s3_backend.client.put_object(Bucket=s3_backend.bucket, Key="quarantine/", Body=b"")
 
     assert run_cleanup(now=later()).status == "ok"
+
+
+@contextmanager
+def undeletable(backend, path):
+    """Make the quarantined file at ``path`` one that not even root can delete, for the block."""
+    if backend.name == "s3":
+        with backend.deletes_failing(resource=f"quarantine/{path}"):
+            yield
+        return
+    target = backend.quarantine / path
+    subprocess.run(["chattr", "+i", str(target)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(target)], check=True)
+
+
+def test_a_run_that_cannot_be_purged_is_one_error_and_purged_by_a_later_sweep(swept, backend):
+    run_id = swept["result"].run_id
+
+    with undeletable(backend, f"{run_id}/{swept['stray']}"):
+        failed = run_cleanup(now=swept["clock"] + timedelta(days=30), purge_quarantine=True)
+
+    assert (failed.status, failed.purged_runs, failed.error_count) == ("errors", 0, 1), failed.message
+    assert failed.errors[0].startswith(f"quarantine: cannot purge run {run_id}: ")
+    runs, problems = quarantine_for().runs()
+    assert run_id in runs and problems == [], "its meta.json goes last: the run is still listed"
+    later_sweep = run_cleanup(now=swept["clock"] + timedelta(days=30), purge_quarantine=True)
+    assert (later_sweep.status, later_sweep.purged_runs) == ("ok", 1)

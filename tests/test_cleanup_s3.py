@@ -7,6 +7,7 @@ errors, throttling and the key prefix.
 
 import json
 import time
+import uuid
 from collections import Counter
 
 import pytest
@@ -17,7 +18,8 @@ from django.core.files.storage import default_storage
 from media_app.cleanup import s3
 from media_app.cleanup.binding import MARKER_NAME
 from media_app.cleanup.engine import run_cleanup
-from media_app.cleanup.walkers import Deletion, StoredFile, walker_for
+from media_app.cleanup.quarantine import quarantine_for
+from media_app.cleanup.walkers import KEPT_LAYOUT_ENTRY, Deletion, StoredFile, walker_for
 from media_app.models import Media
 from tests import factories
 from tests.backends import later, s3_options
@@ -288,3 +290,17 @@ def test_a_throttled_quarantine_copy_is_retried_by_botocore(s3_backend, settings
     assert (result.status, result.deleted_files) == ("ok", 1)
     assert requests.slowed_down == {"CopyObject": 2}
     assert s3_backend.quarantined(result.run_id, stray) == b"stray"
+
+
+def test_keys_directly_in_uploads_are_refused_at_delete_time_too(s3_backend, settings):
+    """Defence in depth: the sweep never offers them, and neither the walker nor the quarantine takes them."""
+    key = s3_backend.put("uploads/readme.txt")
+    quarantine = quarantine_for(default_storage)
+
+    deletes = list(walker_for(default_storage).delete([StoredFile(key, size=5)]))
+    moves = list(quarantine.move_in(str(uuid.uuid4()), [StoredFile(key, size=5)]))
+
+    assert [(outcome, detail) for _, outcome, detail in deletes + moves] == [
+        (Deletion.FAILED, KEPT_LAYOUT_ENTRY)
+    ] * 2
+    assert s3_backend.names() == [key]

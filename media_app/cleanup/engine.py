@@ -494,11 +494,13 @@ class Sweep:
         for pk, name, size in orphans.iterator(chunk_size=PAGE_SIZE):
             self.result.orphaned_records += 1
             self.item("orphaned record", f"{name} (row {pk})")
-            if in_uploads(name):
-                orphaned_rows.append(str(pk), name, size)
-            else:
+            if not in_uploads(name):
                 self.result.refused_paths += 1
                 orphaned_rows.append(str(pk), None, 0)
+            elif self.kept_in_layout(name):
+                orphaned_rows.append(str(pk), None, 0)  # the row goes, the entry stays
+            else:
+                orphaned_rows.append(str(pk), name, size)
 
     def collect_unreferenced(self, stored, orphaned_files):
         if stored.name in self.protected or self.kept_in_layout(stored.name):
@@ -645,7 +647,14 @@ class Sweep:
         for run_id, run in sorted(own_runs(runs, self.binding.database, self.using).items()):
             if run_id == self.result.run_id or not (self.purge_everything or run.created <= cutoff):
                 continue
-            size = self.quarantine.size(run_id) if self.dry_run else self.quarantine.purge(run_id)
+            try:
+                size = self.quarantine.size(run_id) if self.dry_run else self.quarantine.purge(run_id)
+            except (OSError, QuarantineError) as exc:
+                # One run that cannot be purged (a file the system refuses to delete) is one
+                # error; the others are purged, and the next sweep tries it again.
+                self.result.add_error(f"quarantine: cannot purge run {run_id}: {one_line(exc)}")
+                logger.error("Cannot purge quarantined run %s: %s", run_id, one_line(exc))
+                continue
             self.result.purged_runs += 1
             self.result.purged_bytes += size
             self.result.bytes_freed += size

@@ -312,9 +312,23 @@ class FilesystemQuarantine:
         )
 
     def purge(self, run_id):
-        """Delete a run's quarantine for good; return the bytes of files it held."""
+        """Delete a run's quarantine for good; return the bytes of files it held.
+
+        meta.json goes last: a purge that fails midway leaves a run that is still listed (and
+        purged again by the next sweep), never a folder nobody can read.
+        """
         size = self.size(run_id)
-        shutil.rmtree(self._run_dir(run_id))
+        folder = self._run_dir(run_id)
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name == META:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+        os.unlink(os.path.join(folder, META))
+        os.rmdir(folder)
         return size
 
 

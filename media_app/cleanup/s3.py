@@ -15,7 +15,7 @@ from itertools import islice
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..paths import in_uploads, is_safe_name
+from ..paths import in_uploads, is_layout_entry, is_safe_name
 from .manifest import is_uuid_text, manifest_lines, parse_meta, run_meta
 from .quarantine import (
     MANIFEST_PREFIX,
@@ -29,7 +29,7 @@ from .quarantine import (
     UnreadableRun,
     bad_meta,
 )
-from .walkers import PREFIX, Deletion, StorageUnavailable, StoredFile
+from .walkers import KEPT_LAYOUT_ENTRY, PREFIX, Deletion, StorageUnavailable, StoredFile
 
 logger = logging.getLogger(__name__)
 
@@ -91,10 +91,12 @@ class S3Walker:
     def _delete_batch(self, batch):
         keyed = []
         for stored in batch:
-            if stored.name.startswith(PREFIX) and is_plain_name(stored.name):
-                keyed.append((self.key_prefix + stored.name, stored))
-            else:
+            if not (stored.name.startswith(PREFIX) and is_plain_name(stored.name)):
                 yield stored, Deletion.FAILED, "refused: not a plain name under uploads/"
+            elif is_layout_entry(stored.name):
+                yield stored, Deletion.FAILED, KEPT_LAYOUT_ENTRY
+            else:
+                keyed.append((self.key_prefix + stored.name, stored))
         if not keyed:
             return
         try:
@@ -189,6 +191,9 @@ class S3Quarantine:
         for stored in files:
             if not in_uploads(stored.name):
                 yield stored, Deletion.FAILED, "refused: not a plain name under uploads/"
+                continue
+            if is_layout_entry(stored.name):
+                yield stored, Deletion.FAILED, KEPT_LAYOUT_ENTRY
                 continue
             try:
                 self.client.copy_object(
@@ -304,12 +309,17 @@ class S3Quarantine:
         )
 
     def purge(self, run_id):
-        """Delete a run's quarantine for good; return the bytes of files it held."""
-        size, keys = 0, []
+        """Delete a run's quarantine for good; return the bytes of files it held.
+
+        meta.json goes last: a purge that fails midway leaves a run that is still listed.
+        """
+        size, keys, meta = 0, [], self._key(run_id, META)
         for entry in self._objects(self._key(run_id)):
             size += entry["Size"] if self._is_file(run_id, entry) else 0
-            keys.append({"Key": entry["Key"]})
+            if entry["Key"] != meta:
+                keys.append({"Key": entry["Key"]})
         self._delete_keys(keys)
+        self._delete_keys([{"Key": meta}])
         return size
 
     def _is_file(self, run_id, entry):
