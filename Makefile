@@ -49,7 +49,7 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# Retake the README's screenshots (docs/screenshots/) with the browser tests.
+# Retake the screenshots of docs/testing.md (docs/screenshots/) with the browser tests.
 screenshots: $(DEV_STAMP)
 	$(TEST_ENV) SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest -m browser tests/test_browser.py
 

@@ -1,6 +1,6 @@
 """End to end in a real browser: Playwright drives Debian's Chromium against the live server.
 
-Each test saves a screenshot of its key page: under ``docs/screenshots/`` for the README when
+Each test saves a screenshot of its key page: under ``docs/screenshots/`` for docs/testing.md when
 ``SCREENSHOTS_DIR`` says so (``make screenshots``), else in a temporary folder, so that a test
 run leaves the working copy as it was.
 """
