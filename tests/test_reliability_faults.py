@@ -52,7 +52,7 @@ BATCH_END = (MIDWAY // PAGE_SIZE + 1) * PAGE_SIZE
 REFUSED_FOLDER = "07"  # the folder whose files a disk refuses to give up
 RACE_SECONDS = 30
 UPLOADERS = 2
-MAX_COMMIT_DELAY = 2.0  # seconds between an upload's file being written and its row committing
+STEP_TIMEOUT = 120  # seconds a side of the race waits for the other, at most
 
 
 @dataclass
@@ -354,27 +354,35 @@ def test_files_the_disk_refuses_to_give_up_are_counted_and_a_later_run_removes_t
 
 
 class Uploader(threading.Thread):
-    """Upload files as a slow request does: the file is written, the row commits up to 2 s later.
+    """Upload files as a slow request does: the file is written, a sweep runs, then the row commits.
 
-    One upload in five is abandoned: its transaction rolls back and leaves its file behind.
+    The race is arranged, not left to timing: in each round every uploader writes its file and
+    holds its transaction open, the sweep runs, and only then do the uploads commit. One upload
+    in five (drawn from a seeded generator) is abandoned: its transaction rolls back and leaves
+    its file behind.
     """
 
     class Abandoned(Exception):
         pass
 
-    def __init__(self, owner, seed, stop):
+    def __init__(self, owner, seed, stop, rounds):
         super().__init__()
         self.owner = owner
         self.random = random.Random(seed)
         self.stop = stop
+        self.rounds = rounds
         self.committed = []
         self.abandoned = []
         self.failure = None
 
     def run(self):
         try:
-            while not self.stop.is_set():
+            while True:
                 self.upload()
+                if self.stop.is_set():
+                    return
+        except threading.BrokenBarrierError:
+            pass  # the test gave up on the race: its own assertion says why
         except Exception as exc:  # reported by the test, which cannot see a thread's exception
             self.failure = exc
         finally:
@@ -386,7 +394,8 @@ class Uploader(threading.Thread):
             with transaction.atomic():
                 media = Media(content_object=self.owner, file=ContentFile(b"uploaded", name="upload.jpg"))
                 media.save()
-                time.sleep(self.random.uniform(0, MAX_COMMIT_DELAY))  # the request is still running
+                self.rounds.wait(timeout=STEP_TIMEOUT)  # in flight: the sweep may start
+                self.rounds.wait(timeout=STEP_TIMEOUT)  # the sweep has run; the request ends
                 if abandon:
                     raise self.Abandoned
         except self.Abandoned:
@@ -396,19 +405,24 @@ class Uploader(threading.Thread):
 
 
 def test_uploads_racing_repeated_sweeps_are_never_lost(estate, media_root, manage_py):
-    stop = threading.Event()
-    uploaders = [Uploader(factories.tour(), seed, stop) for seed in range(UPLOADERS)]
+    stop, rounds = threading.Event(), threading.Barrier(UPLOADERS + 1)
+    uploaders = [Uploader(factories.tour(), seed, stop, rounds) for seed in range(UPLOADERS)]
     for uploader in uploaders:
         uploader.start()
     reports = []
     deadline = time.monotonic() + RACE_SECONDS
     try:
-        while time.monotonic() < deadline:
+        while not stop.is_set():
+            rounds.wait(timeout=STEP_TIMEOUT)  # every uploader has a file written, its row not committed
             swept = manage_py("cleanup_media", "--json", "--min-age", "5s")
             assert swept.returncode == 0, swept.stderr
             reports.append(json.loads(swept.stdout))
+            if time.monotonic() > deadline:
+                stop.set()  # before the uploads go on, so that they end after this round
+            rounds.wait(timeout=STEP_TIMEOUT)
     finally:
         stop.set()
+        rounds.abort()  # an uploader still waiting (the test failed midway) ends
         for uploader in uploaders:
             uploader.join()
 
@@ -417,7 +431,9 @@ def test_uploads_racing_repeated_sweeps_are_never_lost(estate, media_root, manag
     abandoned = [name for uploader in uploaders for name in uploader.abandoned]
     lost = [name for name in committed if not (media_root / name).exists()]
     assert not lost, f"{len(lost)} of {len(committed)} uploads lost to {len(reports)} sweeps"
-    assert sum(report["young_files"] for report in reports) > 0, "no sweep met an upload in flight"
+    assert all(report["young_files"] >= UPLOADERS for report in reports), (
+        "each sweep met every upload in flight"
+    )
 
     final = run_cleanup(min_age="5s", now=timezone.now() + timedelta(minutes=1))
 
