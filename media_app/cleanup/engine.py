@@ -33,11 +33,12 @@ from django.db.transaction import TransactionManagementError
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
-from .. import conf, references, signals
+from .. import conf, references
+from ..durations import parse_duration
+from ..files import files_deleted_by_caller
 from ..models import CleanupRun, Media
 from ..paths import in_uploads, is_layout_entry, is_safe_name
 from .binding import Binding, StorageRefused, own_runs
-from ..durations import parse_duration
 from .lock import LockLost, cleanup_lock
 from .quarantine import QuarantineError, quarantine_for
 from .result import CleanupResult, Status, one_line
@@ -561,7 +562,7 @@ class Sweep:
             if self.stop_before_batch():
                 return
             pks = [pk for pk, _, _ in batch]
-            with transaction.atomic(using=self.using), signals.files_deleted_by_caller():
+            with transaction.atomic(using=self.using), files_deleted_by_caller():
                 still_orphaned = self.media().filter(pk__in=pks).filter(self.orphaned_condition())
                 if self.quarantine and not self.dry_run:
                     # One read gives both the re-check and the manifest's row data.
