@@ -24,10 +24,8 @@ import uuid
 from contextlib import closing, contextmanager
 from datetime import timedelta
 
-from django.contrib.contenttypes.models import ContentType
 from django.core.files.storage import default_storage
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, models, transaction
-from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Collate
 from django.db.transaction import TransactionManagementError
 from django.template.defaultfilters import pluralize
@@ -387,15 +385,12 @@ class Sweep:
 
     def find_owner_types(self):
         """Return the owner types in use; count the rows of stale ones, which are kept."""
-        live, stale = owner_types(self.using)
+        live, stale = self.media().owner_types()
         for content_type in stale:
             count = self.media().filter(content_type=content_type).count()
             self.result.stale_type_records += count
             self.item("stale type", f"{content_type.app_label}.{content_type.model} ({count} rows kept)")
         return live
-
-    def orphaned_condition(self):
-        return orphaned_condition(self.owner_types, self.using)
 
     def byte_order(self, field_name):
         collation = BYTE_ORDER_COLLATIONS.get(self.connection.vendor)
@@ -438,7 +433,7 @@ class Sweep:
             # One query per type, so that PostgreSQL plans each as one hash anti-join.
             rows = (
                 self.media()
-                .filter(orphaned_condition([owner_type], self.using))
+                .orphaned([owner_type])
                 .order_by(self.byte_order("file"))
                 .values_list("file", "pk")
             )
@@ -491,7 +486,7 @@ class Sweep:
         """Spill the orphaned rows among ``media_ids``, each with its file as the row describes it."""
         selected = self.media().filter(pk__in=self.media_ids)
         self.result.records_checked = selected.count()
-        orphans = selected.filter(self.orphaned_condition()).values_list("pk", "file", "size")
+        orphans = selected.orphaned(self.owner_types).values_list("pk", "file", "size")
         for pk, name, size in orphans.iterator(chunk_size=PAGE_SIZE):
             self.result.orphaned_records += 1
             self.item("orphaned record", f"{name} (row {pk})")
@@ -563,7 +558,7 @@ class Sweep:
                 return
             pks = [pk for pk, _, _ in batch]
             with transaction.atomic(using=self.using), files_deleted_by_caller():
-                still_orphaned = self.media().filter(pk__in=pks).filter(self.orphaned_condition())
+                still_orphaned = self.media().filter(pk__in=pks).orphaned(self.owner_types)
                 if self.quarantine and not self.dry_run:
                     # One read gives both the re-check and the manifest's row data.
                     rows = [row_entry(row) for row in still_orphaned.select_related("content_type")]
@@ -718,36 +713,6 @@ class Sweep:
         if self.on_progress:
             self.on_progress(self.result)
         self.history.progress()
-
-
-def owner_types(using):
-    """Return ``([(content type, model)], [stale content types])`` of the media rows' owners.
-
-    A type is stale when it has no model any more, or a key that cannot match ``object_id``.
-    """
-    type_ids = Media.objects.using(using).order_by().values_list("content_type_id", flat=True).distinct()
-    live, stale = [], []
-    for content_type in ContentType.objects.using(using).filter(pk__in=list(type_ids)):
-        model = content_type.model_class()
-        if model is not None and isinstance(model._meta.pk, models.UUIDField):
-            live.append((content_type, model))
-        else:
-            stale.append(content_type)
-    return live, stale
-
-
-def orphaned_condition(types, using):
-    """Return a Q matching media rows whose owner row no longer exists (one anti-join per type)."""
-    condition = Q(pk__in=[])
-    for content_type, model in types:
-        owners = model._base_manager.using(using).filter(pk=OuterRef("object_id"))
-        condition |= Q(content_type=content_type) & ~Exists(owners)
-    return condition
-
-
-def orphaned_media_condition(using=DEFAULT_DB_ALIAS):
-    """Return a Q matching the media rows the sweep counts as orphaned (the admin's filter uses it)."""
-    return orphaned_condition(owner_types(using)[0], using)
 
 
 def row_entry(media):
