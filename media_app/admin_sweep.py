@@ -23,8 +23,7 @@ from django.views.decorators.http import require_POST
 from . import conf
 from .admin_restore import is_restorable
 from .background_runs import log_excerpt, process_alive, start_cleanup_process
-from .cleanup.engine import summary
-from .cleanup.result import CleanupResult
+from .cleanup.result import FIGURES, summary
 from .durations import duration_text, parse_duration
 from .models import CleanupRun
 
@@ -236,9 +235,7 @@ def figures(run):
     """Return ``[(label, value)]`` of a run's figures, in the result's order."""
     if run is None:
         return []
-    return [
-        (CleanupRun._meta.get_field(name).verbose_name, getattr(run, name)) for name in CleanupResult.FIGURES
-    ]
+    return [(CleanupRun._meta.get_field(name).verbose_name, getattr(run, name)) for name in FIGURES]
 
 
 def can_delete_media(request):

@@ -28,7 +28,6 @@ from django.core.files.storage import default_storage
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, models, transaction
 from django.db.models.functions import Collate
 from django.db.transaction import TransactionManagementError
-from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from .. import conf, references
@@ -39,7 +38,7 @@ from ..paths import in_uploads, is_layout_entry, is_safe_name
 from .binding import Binding, StorageRefused, own_runs
 from .lock import LockLost, cleanup_lock
 from .quarantine import QuarantineError, quarantine_for
-from .result import CleanupResult, Status, one_line
+from .result import CleanupResult, Item, Status, one_line, summary
 from .spill import Spill
 from .walkers import PREFIX, Deletion, StorageUnavailable, StoredFile, walker_for
 
@@ -181,50 +180,6 @@ def run_cleanup(
         return result
     logger.info("Cleanup %s", summary(result))
     return result
-
-
-def count(number, noun):
-    """Return ``number`` with ``noun`` in the singular or the plural: "1 file", "2 files"."""
-    return f"{number} {noun}{pluralize(number)}"
-
-
-def summary(result):
-    """Return a one-paragraph account of a run for logs, the terminal and the admin.
-
-    It reads a ``CleanupResult`` or a ``CleanupRun`` row (the same names). A dry run never
-    mentions a restore: it quarantined nothing.
-    """
-    quarantined, freed = count(result.quarantined_bytes, "byte"), count(result.bytes_freed, "byte")
-    if result.dry_run:
-        verb, purged = "would remove", "would purge"
-        where = (
-            f"would move {quarantined} to the quarantine"
-            if result.quarantined_bytes
-            else f"would free {freed}"
-        )
-    elif result.quarantined_bytes:
-        verb, purged = "removed", "purged"
-        where = f"{quarantined} to the quarantine, restorable with restore_media {result.run_id}"
-    else:
-        verb, purged, where = "removed", "purged", f"{freed} freed"
-    found = ", ".join(
-        count(getattr(result, figure), noun)
-        for figure, noun in [
-            ("orphaned_records", "orphaned row"),
-            ("orphaned_files", "orphaned file"),
-            ("missing_files", "missing file"),
-        ]
-    )
-    text = (
-        f"{result.status}{' (dry run)' if result.dry_run else ''}: "
-        f"checked {count(result.records_checked, 'row')} and {count(result.files_checked, 'file')}; "
-        f"found {found}; {verb} {count(result.deleted_records, 'row')} and "
-        f"{count(result.deleted_files, 'file')} ({where}); {count(result.error_count, 'error')}"
-    )
-    if result.purged_runs:
-        runs, size = count(result.purged_runs, "quarantined run"), count(result.purged_bytes, "byte")
-        text += f"; {purged} {runs} ({size})"
-    return f"{text}. {result.message}" if result.message else text
 
 
 class RunHistory:
@@ -389,7 +344,7 @@ class Sweep:
         for content_type in stale:
             count = self.media().filter(content_type=content_type).count()
             self.result.stale_type_records += count
-            self.item("stale type", f"{content_type.app_label}.{content_type.model} ({count} rows kept)")
+            self.item(Item.STALE_TYPE, f"{content_type.app_label}.{content_type.model} ({count} rows kept)")
         return live
 
     def byte_order(self, field_name):
@@ -421,7 +376,7 @@ class Sweep:
                 yield name
                 continue
             self.result.refused_paths += 1
-            self.item("refused path", name)
+            self.item(Item.REFUSED_PATH, name)
             normalised = posixpath.normpath(name)
             if normalised.startswith(PREFIX) and is_safe_name(normalised):
                 self.protected.add(normalised)
@@ -440,7 +395,7 @@ class Sweep:
             streams.append(rows.iterator(chunk_size=STREAM_CHUNK))
         for name, pk in _merge(streams):
             self.result.orphaned_records += 1
-            self.item("orphaned record", f"{name} (row {pk})")
+            self.item(Item.ORPHANED_RECORD, f"{name} (row {pk})")
             if in_uploads(name):
                 yield name, pk
             else:
@@ -462,7 +417,7 @@ class Sweep:
                 if stored is None:
                     if live_references > 0:
                         result.missing_files += live_references
-                        self.item("missing file", name)
+                        self.item(Item.MISSING_FILE, name)
                     for pk in orphan_pks:
                         orphaned_rows.append(str(pk), None, 0)
                     continue
@@ -489,7 +444,7 @@ class Sweep:
         orphans = selected.orphaned(self.owner_types).values_list("pk", "file", "size")
         for pk, name, size in orphans.iterator(chunk_size=PAGE_SIZE):
             self.result.orphaned_records += 1
-            self.item("orphaned record", f"{name} (row {pk})")
+            self.item(Item.ORPHANED_RECORD, f"{name} (row {pk})")
             if not in_uploads(name):
                 self.result.refused_paths += 1
                 orphaned_rows.append(str(pk), None, 0)
@@ -503,10 +458,10 @@ class Sweep:
             return
         if stored.modified > self.cutoff:
             self.result.young_files += 1
-            self.item("young file", stored.name)
+            self.item(Item.YOUNG_FILE, stored.name)
             return
         self.result.orphaned_files += 1
-        self.item("orphaned file", stored.name)
+        self.item(Item.ORPHANED_FILE, stored.name)
         orphaned_files.append(stored.name, stored.size)
 
     def kept_in_layout(self, name):
@@ -517,7 +472,7 @@ class Sweep:
         """
         if not is_layout_entry(name):
             return False
-        self.item("kept entry of uploads/", name)
+        self.item(Item.KEPT_LAYOUT_ENTRY, name)
         logger.info("Keeping %r: uploads/ and its direct entries are never removed", name)
         return True
 
@@ -571,7 +526,7 @@ class Sweep:
                     self.media().filter(pk__in=gone).delete()
             self.result.deleted_records += len(gone)
             for pk in gone:
-                self.item("removed record" if not self.dry_run else "would remove record", pk)
+                self.item(Item.REMOVED_RECORD if not self.dry_run else Item.WOULD_REMOVE_RECORD, pk)
             files = [(name, size) for pk, name, size in batch if pk in gone and name]
             self.remove_files(files, excluding={Media: gone})
 
@@ -594,7 +549,7 @@ class Sweep:
                 doomed.append(StoredFile(name, size=size))
         if self.dry_run:
             for stored in doomed:
-                self.count_deleted(stored, "would remove file")
+                self.count_deleted(stored, Item.WOULD_REMOVE_FILE)
             return
         if self.quarantine and doomed:
             self.record_in_quarantine([{"kind": "file", "name": f.name, "size": f.size} for f in doomed])
@@ -603,11 +558,11 @@ class Sweep:
             outcomes = self.walker.delete(doomed)
         for stored, outcome, detail in outcomes:
             if outcome == Deletion.DELETED:
-                self.count_deleted(stored, "quarantined file" if self.quarantine else "removed file")
+                self.count_deleted(stored, Item.QUARANTINED_FILE if self.quarantine else Item.REMOVED_FILE)
                 logger.info("Removed %r (%s bytes)", stored.name, stored.size)
             elif outcome == Deletion.GONE:
                 self.result.already_gone += 1
-                self.item("already gone", stored.name)
+                self.item(Item.ALREADY_GONE, stored.name)
             else:
                 self.result.add_error(f"{stored.name}: {detail}")
                 logger.error("Could not remove %r: %s", stored.name, detail)
@@ -654,7 +609,7 @@ class Sweep:
             self.result.purged_runs += 1
             self.result.purged_bytes += size
             self.result.bytes_freed += size
-            self.item("would purge quarantined run" if self.dry_run else "purged quarantined run", run_id)
+            self.item(Item.WOULD_PURGE_RUN if self.dry_run else Item.PURGED_RUN, run_id)
             logger.info("Purged quarantined run %s (%d bytes)", run_id, size)
 
     def media(self):
