@@ -13,8 +13,8 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from . import conf, cron, schedule
-from .cleanup.engine import SELECTION_OPTION
 from .cleanup.exit_codes import SUCCESS
+from .cleanup.options import SELECTION_OPTION
 from .cleanup.result import EXIT_CODES
 from .models import CleanupRun
 

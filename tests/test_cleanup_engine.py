@@ -516,51 +516,6 @@ def test_queries_do_not_grow_with_rows(backend, django_assert_max_num_queries):
         assert run_cleanup(force=True, now=later()).deleted_files == 40
 
 
-# -- history ---------------------------------------------------------------------------------
-
-
-def test_every_run_is_recorded_running_then_completed(media_root):
-    factories.stray_file(media_root, "uploads/tours/stray.jpg")
-    seen = []
-
-    result = run_cleanup(
-        force=True, trigger="cron", on_item=lambda kind, name: seen.append(CleanupRun.objects.get().status)
-    )
-
-    run = CleanupRun.objects.get(pk=result.run_id)
-    assert set(seen) == {"running"}
-    assert (run.status, run.trigger, run.dry_run, run.deleted_files, run.orphaned_files) == (
-        "ok",
-        "cron",
-        False,
-        1,
-        1,
-    )
-    assert run.finished_at and run.duration_seconds is not None
-    assert run.options["force"] is True
-
-
-def test_a_killed_run_is_marked_interrupted_by_the_next(media_root):
-    killed = CleanupRun.objects.create(started_at=timezone.now(), status="running")
-
-    run_cleanup()
-
-    assert CleanupRun.objects.get(pk=killed.pk).status == "interrupted"
-
-
-def test_old_history_is_purged_by_real_runs_only(media_root, settings):
-    settings.MEDIA_CLEANUP_HISTORY_DAYS = 90
-    old = CleanupRun.objects.create(started_at=timezone.now() - timedelta(days=91), status="ok")
-    recent = CleanupRun.objects.create(started_at=timezone.now() - timedelta(days=89), status="ok")
-
-    run_cleanup(dry_run=True)
-    assert CleanupRun.objects.filter(pk=old.pk).exists()
-    run_cleanup()
-
-    assert not CleanupRun.objects.filter(pk=old.pk).exists()
-    assert CleanupRun.objects.filter(pk=recent.pk).exists()
-
-
 # -- a selection (the admin action) ----------------------------------------------------------
 
 
