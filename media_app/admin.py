@@ -8,7 +8,7 @@ from django.utils.html import format_html
 
 from .admin_restore import RestorePages
 from .admin_sweep import SweepPages, readable_duration
-from .cleanup.engine import orphaned_media_condition, run_cleanup
+from .cleanup.engine import run_cleanup
 from .models import CleanupRun, Media
 
 logger = logging.getLogger(__name__)
@@ -54,9 +54,9 @@ class OwnerMissingFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
-            return queryset.filter(orphaned_media_condition(queryset.db))
+            return queryset.orphaned()
         if self.value() == "no":
-            return queryset.exclude(orphaned_media_condition(queryset.db))
+            return queryset.not_orphaned()
         return queryset
 
 

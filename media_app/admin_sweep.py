@@ -23,9 +23,8 @@ from django.views.decorators.http import require_POST
 from . import conf
 from .admin_restore import is_restorable
 from .background_runs import log_excerpt, process_alive, start_cleanup_process
-from .cleanup.durations import parse_duration
-from .cleanup.engine import summary
-from .cleanup.result import CleanupResult
+from .cleanup.result import FIGURES, summary
+from .durations import duration_text, parse_duration
 from .models import CleanupRun
 
 logger = logging.getLogger(__name__)
@@ -53,15 +52,6 @@ class SweepForm(forms.Form):
             return parse_duration(self.cleaned_data["min_age"])
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None
-
-
-def duration_text(delta):
-    """Return a timedelta in the duration grammar, e.g. ``24h`` -> ``1d``, 5400 s -> ``90m``."""
-    seconds = int(delta.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s" if seconds else "0"
 
 
 def confirmable(run):
@@ -245,9 +235,7 @@ def figures(run):
     """Return ``[(label, value)]`` of a run's figures, in the result's order."""
     if run is None:
         return []
-    return [
-        (CleanupRun._meta.get_field(name).verbose_name, getattr(run, name)) for name in CleanupResult.FIGURES
-    ]
+    return [(CleanupRun._meta.get_field(name).verbose_name, getattr(run, name)) for name in FIGURES]
 
 
 def can_delete_media(request):

@@ -13,15 +13,17 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from . import conf, cron, schedule
-from .cleanup.engine import SELECTION_OPTION
+from .cleanup.exit_codes import SUCCESS
+from .cleanup.options import SELECTION_OPTION
+from .cleanup.result import EXIT_CODES
 from .models import CleanupRun
 
 logger = logging.getLogger(__name__)
 
 TAG = "media_cleanup"
 CRON_TAG = "media_cleanup_cron"
-# Statuses whose exit code is 0: the sweep did its work (a partial run is carried on next time).
-SUCCESSFUL = [CleanupRun.Status.OK, CleanupRun.Status.PARTIAL]
+# Statuses of a sweep that did its work (a partial run is carried on next time).
+SUCCESSFUL = [status for status, code in EXIT_CODES.items() if code == SUCCESS]
 
 
 def check_crontab_binary(app_configs=None, **kwargs):

@@ -18,7 +18,8 @@ from django.utils import timezone
 from django_crontab.app_settings import Settings as CrontabSettings
 
 from . import conf, schedule
-from .cleanup.engine import run_cleanup, summary
+from .cleanup.engine import run_cleanup
+from .cleanup.result import summary
 from .models import CleanupRun
 
 logger = logging.getLogger(__name__)

@@ -4,6 +4,7 @@ import uuid
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.db.models import Exists, OuterRef, Q
 from django.utils import translation
 from django.utils.text import slugify
 
@@ -27,6 +28,46 @@ def media_upload_to(instance, filename):
     return prefix + sanitise_filename(filename, max_bytes, max_chars)
 
 
+class MediaQuerySet(models.QuerySet):
+    """Selections of media rows by the state of their owner."""
+
+    def owner_types(self):
+        """Return ``([(content type, model)], [stale content types])`` of these rows' owners.
+
+        A type is stale when it has no model any more, or a key that cannot match ``object_id``.
+        """
+        type_ids = self.order_by().values_list("content_type_id", flat=True).distinct()
+        live, stale = [], []
+        for content_type in ContentType.objects.using(self.db).filter(pk__in=list(type_ids)):
+            model = content_type.model_class()
+            if model is not None and isinstance(model._meta.pk, models.UUIDField):
+                live.append((content_type, model))
+            else:
+                stale.append(content_type)
+        return live, stale
+
+    def orphaned(self, owner_types=None):
+        """Return the rows whose owner row is gone; rows of a stale type are never among them.
+
+        ``owner_types`` limits the selection to those live types (as ``owner_types()`` returns
+        them); by default it covers every live type of these rows. It is one anti-join per type.
+        """
+        return self.filter(self._owner_gone(owner_types))
+
+    def not_orphaned(self):
+        """Return the rows ``orphaned()`` leaves out: their owner exists, or their type is stale."""
+        return self.exclude(self._owner_gone())
+
+    def _owner_gone(self, owner_types=None):
+        if owner_types is None:
+            owner_types, _ = self.owner_types()
+        condition = Q(pk__in=[])
+        for content_type, model in owner_types:
+            owners = model._base_manager.using(self.db).filter(pk=OuterRef("object_id"))
+            condition |= Q(content_type=content_type) & ~Exists(owners)
+        return condition
+
+
 class Media(models.Model):
     """An uploaded file that belongs to one owner (a tour, company, guide, driver or user)."""
 
@@ -40,6 +81,8 @@ class Media(models.Model):
     mime_type = models.CharField("MIME type", max_length=100, blank=True, editable=False)
     caption = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = MediaQuerySet.as_manager()
 
     class Meta:
         verbose_name = "media file"

@@ -6,9 +6,7 @@ the admin's "delete selected". Rows loaded with ``only()`` or ``defer()`` have t
 name read before the delete, while their row still exists.
 """
 
-import contextvars
 import weakref
-from contextlib import contextmanager
 from functools import partial
 
 from django.db import transaction
@@ -17,20 +15,9 @@ from django.db.models.signals import post_delete, post_save, pre_delete, pre_sav
 
 from . import files
 
-_caller_deletes_files = contextvars.ContextVar("caller_deletes_files", default=False)
 # The file names of a QuerySet.delete() whose rows came without them, read in one query at its
 # first pre_delete signal and each taken once; a row missing from them reads them again.
 _names_by_origin = weakref.WeakKeyDictionary()
-
-
-@contextmanager
-def files_deleted_by_caller():
-    """Within this block, deleting media rows leaves their files to the caller (the sweep)."""
-    token = _caller_deletes_files.set(True)
-    try:
-        yield
-    finally:
-        _caller_deletes_files.reset(token)
 
 
 def _delete_on_commit(storage, name, using):
@@ -75,7 +62,7 @@ def load_deferred_file_pre_delete(sender, instance, using, origin=None, **kwargs
 
 def delete_file_post_delete(sender, instance, using, **kwargs):
     """Delete the row's file after commit; a rollback keeps both."""
-    if instance.file.name and not _caller_deletes_files.get():
+    if instance.file.name and not files.caller_deletes_files():
         _delete_on_commit(instance.file.storage, instance.file.name, using)
 
 

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from media_app.admin_sweep import START_TIMEOUT, readable_duration
-from media_app.cleanup.engine import summary
+from media_app.cleanup.result import summary
 from media_app.models import CleanupRun, Media
 from tests import factories
 from tests.test_uploads import RecordingUploadHandler

@@ -258,6 +258,16 @@ def test_w003_when_recent_runs_are_not_successful_real_sweeps(fields):
     assert ids(check_last_successful_run()) == ["media_app.W003"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_w003_when_the_last_successful_run_cleaned_up_a_selection_only():
+    finished_run(age=timedelta(days=3))
+    orphan = factories.media(factories.tour())
+
+    assert run_cleanup(media_ids=[orphan.pk], trigger="admin").status == "ok"
+
+    assert ids(check_last_successful_run()) == ["media_app.W003"]
+
+
 @pytest.mark.django_db
 def test_e001_for_an_alert_setting_that_does_not_parse(settings):
     settings.MEDIA_CLEANUP_ALERT_AFTER = "two days"

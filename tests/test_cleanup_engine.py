@@ -9,9 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from media_app.cleanup.binding import MARKER_NAME
-from media_app.cleanup.engine import run_cleanup, summary
+from media_app.cleanup.engine import run_cleanup
 from media_app.cleanup.lock import cleanup_lock
-from media_app.cleanup.result import CleanupResult
 from media_app.cleanup.walkers import FilesystemWalker, StoredFile
 from media_app.models import CleanupRun, Media
 from tests import factories
@@ -517,51 +516,6 @@ def test_queries_do_not_grow_with_rows(backend, django_assert_max_num_queries):
         assert run_cleanup(force=True, now=later()).deleted_files == 40
 
 
-# -- history ---------------------------------------------------------------------------------
-
-
-def test_every_run_is_recorded_running_then_completed(media_root):
-    factories.stray_file(media_root, "uploads/tours/stray.jpg")
-    seen = []
-
-    result = run_cleanup(
-        force=True, trigger="cron", on_item=lambda kind, name: seen.append(CleanupRun.objects.get().status)
-    )
-
-    run = CleanupRun.objects.get(pk=result.run_id)
-    assert set(seen) == {"running"}
-    assert (run.status, run.trigger, run.dry_run, run.deleted_files, run.orphaned_files) == (
-        "ok",
-        "cron",
-        False,
-        1,
-        1,
-    )
-    assert run.finished_at and run.duration_seconds is not None
-    assert run.options["force"] is True
-
-
-def test_a_killed_run_is_marked_interrupted_by_the_next(media_root):
-    killed = CleanupRun.objects.create(started_at=timezone.now(), status="running")
-
-    run_cleanup()
-
-    assert CleanupRun.objects.get(pk=killed.pk).status == "interrupted"
-
-
-def test_old_history_is_purged_by_real_runs_only(media_root, settings):
-    settings.MEDIA_CLEANUP_HISTORY_DAYS = 90
-    old = CleanupRun.objects.create(started_at=timezone.now() - timedelta(days=91), status="ok")
-    recent = CleanupRun.objects.create(started_at=timezone.now() - timedelta(days=89), status="ok")
-
-    run_cleanup(dry_run=True)
-    assert CleanupRun.objects.filter(pk=old.pk).exists()
-    run_cleanup()
-
-    assert not CleanupRun.objects.filter(pk=old.pk).exists()
-    assert CleanupRun.objects.filter(pk=recent.pk).exists()
-
-
 # -- a selection (the admin action) ----------------------------------------------------------
 
 
@@ -582,30 +536,3 @@ def test_a_selection_removes_only_its_orphaned_rows_and_their_files(backend):
     assert not backend.exists(selected_orphan.file.name)
     assert Media.objects.filter(pk__in=[live_row.pk, unselected_orphan.pk]).count() == 2
     assert backend.exists(live_row.file.name) and backend.exists(stray)
-
-
-def test_a_dry_runs_summary_never_promises_a_restore(settings):
-    settings.MEDIA_CLEANUP_QUARANTINE_DAYS = 7
-    dry = CleanupResult(run_id="r1", dry_run=True, deleted_files=2, quarantined_bytes=10, purged_runs=1)
-    real = CleanupResult(run_id="r2", deleted_files=2, quarantined_bytes=10)
-
-    assert "restore" not in summary(dry)
-    assert "would move 10 bytes to the quarantine" in summary(dry)
-    assert "would purge 1 quarantined run" in summary(dry)
-    assert "restorable with restore_media r2" in summary(real)
-
-
-@pytest.mark.parametrize(
-    "figures, text",
-    [
-        ({"missing_files": 1, "error_count": 1}, "1 missing file; would remove 0 rows"),
-        ({"missing_files": 2, "deleted_records": 1}, "2 missing files; would remove 1 row and 0 files"),
-        ({"records_checked": 1, "files_checked": 1}, "checked 1 row and 1 file;"),
-    ],
-)
-def test_the_summary_says_one_in_the_singular(figures, text):
-    assert text in summary(CleanupResult(dry_run=True, **figures))
-
-
-def test_the_summary_of_an_error_is_singular_too():
-    assert summary(CleanupResult(error_count=1)).endswith("; 1 error")

@@ -2,31 +2,14 @@ import io
 import json
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError, call_command, load_command_class
 
 from media_app.cleanup.lock import cleanup_lock
 from media_app.models import CleanupRun, Media
 from tests import factories
+from tests.test_cleanup_result import documented_json_keys
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-JSON_KEYS = {
-    "run_id",
-    "status",
-    "dry_run",
-    "records_checked",
-    "files_checked",
-    "orphaned_records",
-    "orphaned_files",
-    "missing_files",
-    "stale_type_records",
-    "refused_paths",
-    "unreadable_names",
-    "bytes_freed",
-    "error_count",
-    "errors",
-    "duration_seconds",
-}
 
 
 def cleanup(*args):
@@ -55,9 +38,17 @@ def test_json_prints_exactly_one_object_with_the_contracted_keys(drift):
     out, _, code = cleanup("--json", "--no-input")
 
     report = json.loads(out)
-    assert JSON_KEYS <= set(report)
+    assert list(report) == documented_json_keys()
     assert (report["status"], report["orphaned_records"], report["orphaned_files"], code) == ("ok", 1, 1, 0)
     assert CleanupRun.objects.get(pk=report["run_id"]).trigger == "command"
+
+
+def test_the_help_states_the_exit_codes():
+    help_text = load_command_class("media_app", "cleanup_media").help
+
+    assert help_text.endswith(
+        "Exit codes: 0 ok or partial, 1 errors, refused or failed, 2 usage error, 75 locked."
+    )
 
 
 def test_json_with_verbosity_2_sends_item_lines_to_stderr(drift):

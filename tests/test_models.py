@@ -1,7 +1,10 @@
 import re
 import unicodedata
+import uuid
 
 import pytest
+from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
@@ -145,3 +148,59 @@ def test_an_original_name_longer_than_the_column_is_cut_between_characters(sent,
 
 def test_str_is_the_original_name():
     assert str(factories.media(factories.guide(), name="portrait.jpg")) == "portrait.jpg"
+
+
+# -- Media.objects.orphaned(): the rows whose owner is gone ----------------------------------------
+
+
+@pytest.fixture
+def owners_live_and_gone():
+    """Per owner type a live row and an orphaned one; rows of two stale types (no model; no UUID key)."""
+    live, orphaned = {}, {}
+    for kind, make in factories.OWNERS.items():
+        live[kind] = factories.media(make())
+        gone = make()
+        orphaned[kind] = factories.media(gone)
+        factories.delete_behind_the_orms_back(gone)
+    retired = ContentType.objects.create(app_label="retired_app", model="ghost")
+    stale = {
+        Media.objects.create(content_type=content_type, object_id=uuid.uuid4(), file="uploads/other/x.jpg")
+        for content_type in (retired, ContentType.objects.get_for_model(Group))
+    }
+    return live, orphaned, stale
+
+
+def test_orphaned_selects_the_rows_whose_owner_is_gone_of_every_type(owners_live_and_gone):
+    _, orphaned, _ = owners_live_and_gone
+
+    assert set(Media.objects.orphaned()) == set(orphaned.values())
+
+
+def test_not_orphaned_is_every_other_row_those_of_stale_types_included(owners_live_and_gone):
+    live, _, stale = owners_live_and_gone
+
+    assert set(Media.objects.not_orphaned()) == {*live.values(), *stale}
+
+
+def test_orphaned_keeps_the_filters_before_it(owners_live_and_gone):
+    live, orphaned, _ = owners_live_and_gone
+    rows = Media.objects.filter(pk__in=[live["tours"].pk, orphaned["tours"].pk, orphaned["guides"].pk])
+
+    assert set(rows.exclude(pk=orphaned["guides"].pk).orphaned()) == {orphaned["tours"]}
+
+
+def test_owner_types_tell_live_types_from_stale_ones_and_orphaned_takes_a_few(owners_live_and_gone):
+    _, orphaned, stale = owners_live_and_gone
+
+    live_types, stale_types = Media.objects.owner_types()
+
+    assert sorted(content_type.model for content_type, _ in live_types) == [
+        "company",
+        "driver",
+        "guide",
+        "tour",
+        "user",
+    ]
+    assert set(stale_types) == {row.content_type for row in stale}
+    tours = [(content_type, model) for content_type, model in live_types if content_type.model == "tour"]
+    assert list(Media.objects.orphaned(tours)) == [orphaned["tours"]]

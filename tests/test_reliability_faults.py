@@ -28,8 +28,9 @@ from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.utils import timezone
 
-from media_app.cleanup.engine import PAGE_SIZE, run_cleanup
+from media_app.cleanup.engine import run_cleanup
 from media_app.cleanup.lock import ADVISORY_LOCK_KEY
+from media_app.cleanup.removal import PAGE_SIZE
 from media_app.models import CleanupRun, Media
 from tests import factories
 from tests.conftest import child_environment

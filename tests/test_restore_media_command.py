@@ -3,13 +3,21 @@ import json
 import uuid
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError, call_command, load_command_class
 from django.utils import timezone
 
 from media_app.cleanup.quarantine import quarantine_for
 from media_app.models import DatabaseIdentity
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_the_help_states_the_exit_codes():
+    help_text = load_command_class("media_app", "restore_media").help
+
+    assert help_text.endswith(
+        "Exit codes: 0 ok, 1 partial, failed or refused, 2 usage error, unknown or purged, 75 locked."
+    )
 
 
 @pytest.mark.parametrize("args", [["not-a-uuid"], ["--dry-run", "x"], ["0b7c2d0e-..."]])

@@ -10,7 +10,7 @@ from django.db import connection, connections, models, transaction
 from django.db.models.signals import pre_delete
 from django.test.utils import CaptureQueriesContext
 
-from media_app import signals
+from media_app import files, signals
 from media_app.models import Media
 from tests import factories
 
@@ -63,6 +63,17 @@ def test_a_rollback_keeps_row_and_file(stored, backend):
 
     assert Media.objects.filter(pk=pk).exists()
     assert backend.exists(name)
+
+
+def test_a_row_deleted_where_the_caller_deletes_files_leaves_its_file_to_the_caller(stored, backend):
+    media, name = stored
+
+    with transaction.atomic(), files.files_deleted_by_caller():
+        media.delete()
+
+    assert backend.exists(name), "the sweep deletes (or quarantines) the file itself"
+    Media.objects.create(content_object=factories.tour(), file=name).delete()
+    assert not backend.exists(name), "outside the block the signals delete files again"
 
 
 def test_a_rolled_back_savepoint_keeps_the_file_though_the_outer_transaction_commits(stored, backend):

@@ -24,6 +24,7 @@ from django.db.models import Case, DateTimeField, UUIDField, Value, When
 
 from ..models import CleanupRun, DatabaseIdentity, Media
 from .binding import Binding, StorageRefused, own_runs
+from .exit_codes import FAILURE, SUCCESS, TRY_AGAIN_LATER, USAGE_ERROR
 from .lock import cleanup_lock
 from .quarantine import QuarantineError, Restored, UnreadableRun, quarantine_for
 from .result import one_line
@@ -46,13 +47,13 @@ class RestoreStatus:
 
 
 EXIT_CODES = {
-    RestoreStatus.OK: 0,
-    RestoreStatus.PARTIAL: 1,
-    RestoreStatus.FAILED: 1,
-    RestoreStatus.REFUSED: 1,
-    RestoreStatus.UNKNOWN: 2,
-    RestoreStatus.PURGED: 2,
-    RestoreStatus.LOCKED: 75,
+    RestoreStatus.OK: SUCCESS,
+    RestoreStatus.PARTIAL: FAILURE,  # not everything came back: a person has to look
+    RestoreStatus.FAILED: FAILURE,
+    RestoreStatus.REFUSED: FAILURE,
+    RestoreStatus.UNKNOWN: USAGE_ERROR,
+    RestoreStatus.PURGED: USAGE_ERROR,
+    RestoreStatus.LOCKED: TRY_AGAIN_LATER,
 }
 
 

@@ -15,12 +15,10 @@ class Spill:
         self._file = tempfile.SpooledTemporaryFile(
             max_size=IN_MEMORY_BYTES, mode="w+", encoding="utf-8", dir=directory
         )
-        self.count = 0
 
     def append(self, *record):
         self._file.write(json.dumps(record, ensure_ascii=False))
         self._file.write("\n")
-        self.count += 1
 
     def batches(self, size):
         """Yield the records in lists of at most ``size``, in the order they were added."""

@@ -6,11 +6,12 @@ from django.core.management.base import BaseCommand, CommandError
 
 from media_app import conf
 from media_app.cleanup.binding import StorageRefused, claim_storage
-from media_app.cleanup.durations import parse_duration
-from media_app.cleanup.engine import run_cleanup, summary
+from media_app.cleanup.engine import run_cleanup
+from media_app.cleanup.exit_codes import USAGE_ERROR, described
 from media_app.cleanup.lock import LockHeld
-from media_app.cleanup.result import EXIT_CODES, Status
+from media_app.cleanup.result import EXIT_CODES, Status, summary
 from media_app.cleanup.walkers import StorageUnavailable
+from media_app.durations import parse_duration
 from media_app.models import CleanupRun
 
 
@@ -32,7 +33,7 @@ def positive_int(text):
 class Command(BaseCommand):
     help = (
         "Remove media rows whose owner is gone and files under uploads/ that nothing references. "
-        "Exit codes: 0 ok or partial, 1 errors, refused or failed, 2 usage error, 75 locked."
+        f"Exit codes: {described(EXIT_CODES)}."
     )
 
     def add_arguments(self, parser):
@@ -80,7 +81,7 @@ class Command(BaseCommand):
             try:
                 options["min_age"] = conf.min_age()
             except ValueError as exc:
-                raise CommandError(str(exc), returncode=2) from None
+                raise CommandError(str(exc), returncode=USAGE_ERROR) from None
         items = self.stderr if as_json else self.stdout
         result = run_cleanup(
             dry_run=options["dry_run"],

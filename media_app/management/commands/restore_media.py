@@ -2,6 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from media_app.cleanup.exit_codes import USAGE_ERROR, described
 from media_app.cleanup.quarantine import QuarantineError
 from media_app.cleanup.restore import EXIT_CODES, RestoreStatus, parse_run_id, quarantined_runs, restore_run
 
@@ -9,8 +10,7 @@ from media_app.cleanup.restore import EXIT_CODES, RestoreStatus, parse_run_id, q
 class Command(BaseCommand):
     help = (
         "Take a cleanup run back: put its quarantined files back and re-create its rows whose owner "
-        "exists again. Exit codes: 0 all restored, 1 something skipped, failed or refused, "
-        "2 unknown or purged run (or no run id), 75 locked."
+        f"exists again. Exit codes: {described(EXIT_CODES)}."
     )
 
     def add_arguments(self, parser):
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         if options["list"]:
             return self.list_runs(options["json"])
         if not options["run_id"]:
-            raise CommandError("give a RUN_ID, or --list to see the restorable runs", returncode=2)
+            raise CommandError("give a RUN_ID, or --list to see the restorable runs", returncode=USAGE_ERROR)
         try:
             run_id = parse_run_id(options["run_id"])
         except ValueError as exc:

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from media_app.cleanup.durations import parse_duration
+from media_app.durations import duration_text, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -51,3 +51,16 @@ def test_a_huge_input_is_refused_in_a_short_message():
         parse_duration("9" * 100_000 + "x")
 
     assert len(str(refused.value)) < 200 and "100001 characters" in str(refused.value)
+
+
+@pytest.mark.parametrize("text", ["0", "90s", "30m", "6h", "2d", "3650d"])
+def test_a_duration_written_back_reads_as_written(text):
+    assert duration_text(parse_duration(text)) == text
+
+
+@pytest.mark.parametrize(
+    ("duration", "text"),
+    [(timedelta(hours=24), "1d"), (timedelta(seconds=5400), "90m"), (timedelta(seconds=61), "61s")],
+)
+def test_a_duration_is_written_in_its_largest_whole_unit(duration, text):
+    assert duration_text(duration) == text

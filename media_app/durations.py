@@ -1,4 +1,7 @@
-"""Durations as operators write them: ``0``, ``3600`` (seconds), ``90s``, ``30m``, ``6h``, ``2d``."""
+"""Durations as operators write them: ``0``, ``3600`` (seconds), ``90s``, ``30m``, ``6h``, ``2d``.
+
+``parse_duration`` reads them; ``duration_text`` writes a timedelta back in the same grammar.
+"""
 
 import re
 from datetime import timedelta
@@ -30,6 +33,15 @@ def parse_duration(text) -> timedelta:
     if not timedelta(0) <= duration <= MAX_DURATION:
         raise ValueError(f"invalid duration {_shown(text)}: {LIMIT}")
     return duration
+
+
+def duration_text(delta):
+    """Return a timedelta in the duration grammar, the inverse of ``parse_duration``: 1 day -> ``1d``."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s" if seconds else "0"
 
 
 def _shown(text):

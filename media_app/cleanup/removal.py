@@ -1,0 +1,177 @@
+"""The sweep's last phase: remove what the collect phase found, in batches checked just before they go.
+
+Orphaned rows go first, each batch in a transaction, then (after its commit) the files only
+they used; then the orphaned files. With the quarantine, a manifest part is written before its
+batch is carried out, and what is removed is moved into the quarantine instead of deleted.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+
+from .. import conf, references
+from ..files import files_deleted_by_caller
+from ..models import Media
+from .binding import own_runs
+from .quarantine import QuarantineError
+from .result import Item, Status, one_line
+from .walkers import Deletion, StoredFile
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 1000
+
+
+class Removal:
+    """Remove one run's orphaned rows and files, and purge its database's expired quarantined runs."""
+
+    def __init__(self, result, options, *, walker, quarantine, database, owner_types, lock, pacing, item):
+        self.result = result
+        self.options = options
+        self.walker = walker
+        self.quarantine = quarantine  # None when removed files are deleted at once
+        self.database = database
+        self.owner_types = owner_types
+        self.lock = lock
+        self.pacing = pacing
+        self.item = item
+        self.quarantine_parts = 0
+
+    def remove_orphaned_records(self, spill):
+        """Delete orphaned rows in batches, then (after each commit) the files only they used."""
+        dry_run, using = self.options.dry_run, self.options.using
+        for batch in spill.batches(self.pacing.batch_size(PAGE_SIZE)):
+            if self.stop_before_batch():
+                return
+            pks = [pk for pk, _, _ in batch]
+            with transaction.atomic(using=using), files_deleted_by_caller():
+                still_orphaned = Media.objects.using(using).filter(pk__in=pks).orphaned(self.owner_types)
+                if self.quarantine and not dry_run:
+                    # One read gives both the re-check and the manifest's row data.
+                    rows = [row_entry(row) for row in still_orphaned.select_related("content_type")]
+                    gone = {row["id"] for row in rows}
+                    if rows:
+                        self.record_in_quarantine(rows)
+                else:
+                    gone = {str(pk) for pk in still_orphaned.values_list("pk", flat=True)}
+                if gone and not dry_run:
+                    Media.objects.using(using).filter(pk__in=gone).delete()
+            self.result.deleted_records += len(gone)
+            for pk in gone:
+                self.item(Item.WOULD_REMOVE_RECORD if dry_run else Item.REMOVED_RECORD, pk)
+            files = [(name, size) for pk, name, size in batch if pk in gone and name]
+            self.remove_files(files, excluding={Media: gone})
+
+    def remove_orphaned_files(self, spill):
+        """Remove the orphaned files in batches."""
+        for batch in spill.batches(self.pacing.batch_size(PAGE_SIZE)):
+            if self.stop_before_batch():
+                return
+            self.remove_files(batch)
+
+    def remove_files(self, entries, excluding=None):
+        """Delete the files of one batch that no row references at this moment."""
+        if not entries:
+            return
+        names = [name for name, _ in entries]
+        referenced = references.referenced_names(names, self.options.using, excluding)
+        doomed = []
+        for name, size in entries:
+            if name in referenced:
+                logger.info("Keeping %r: a row references it again", name)
+            else:
+                doomed.append(StoredFile(name, size=size))
+        if self.options.dry_run:
+            for stored in doomed:
+                self._count_deleted(stored, Item.WOULD_REMOVE_FILE)
+            return
+        if self.quarantine and doomed:
+            self.record_in_quarantine([{"kind": "file", "name": f.name, "size": f.size} for f in doomed])
+            outcomes = self.quarantine.move_in(self.result.run_id, doomed)
+        else:
+            outcomes = self.walker.delete(doomed)
+        for stored, outcome, detail in outcomes:
+            if outcome == Deletion.DELETED:
+                self._count_deleted(stored, Item.QUARANTINED_FILE if self.quarantine else Item.REMOVED_FILE)
+                logger.info("Removed %r (%s bytes)", stored.name, stored.size)
+            elif outcome == Deletion.GONE:
+                self.result.already_gone += 1
+                self.item(Item.ALREADY_GONE, stored.name)
+            else:
+                self.result.add_error(f"{stored.name}: {detail}")
+                logger.error("Could not remove %r: %s", stored.name, detail)
+        self.pacing.pace(len(doomed))
+
+    def _count_deleted(self, stored, kind):
+        self.result.deleted_files += 1
+        if self.quarantine:
+            self.result.quarantined_bytes += stored.size or 0
+        else:
+            self.result.bytes_freed += stored.size or 0
+        self.item(kind, stored.name)
+
+    def record_in_quarantine(self, entries):
+        """Write a manifest part before its batch is carried out, opening the run's quarantine."""
+        if not self.quarantine_parts:
+            self.quarantine.begin(self.result.run_id, self.options.now, database=self.database)
+        self.quarantine_parts += 1
+        self.quarantine.record(self.result.run_id, self.quarantine_parts, entries)
+
+    def stop_before_batch(self):
+        """Return True when deletion must stop here (time limit); raise if the lock was lost."""
+        self.lock.check()
+        if Status.PARTIAL in self.result.conditions:
+            return True
+        if not self.pacing.out_of_time():
+            return False
+        self.result.conditions.add(Status.PARTIAL)
+        self.result.message = "stopped by --time-limit before everything was removed; the next run carries on"
+        logger.warning("Cleanup %s", self.result.message)
+        return True
+
+    def purge_quarantined_runs(self):
+        """Purge quarantined runs past retention (all of them with ``purge_quarantine``).
+
+        What the quarantine cannot read (a corrupt meta.json, a stray file) is never purged:
+        each such entry is one error that names it and says what to do.
+        """
+        options = self.options
+        cutoff = (options.now - timedelta(days=conf.quarantine_days())).timestamp()
+        runs, problems = self.quarantine.runs()
+        for problem in problems:
+            self.result.add_error(f"quarantine: {problem}")
+            logger.error("Cannot read the quarantine: %s", problem)
+        # Another database's runs (a quarantine shared by mistake) are its own to purge.
+        for run_id, run in sorted(own_runs(runs, self.database, options.using).items()):
+            if run_id == self.result.run_id or not (options.purge_quarantine or run.created <= cutoff):
+                continue
+            try:
+                size = self.quarantine.size(run_id) if options.dry_run else self.quarantine.purge(run_id)
+            except (OSError, QuarantineError) as exc:
+                # One run that cannot be purged (a file the system refuses to delete) is one
+                # error; the others are purged, and the next sweep tries it again.
+                self.result.add_error(f"quarantine: cannot purge run {run_id}: {one_line(exc)}")
+                logger.error("Cannot purge quarantined run %s: %s", run_id, one_line(exc))
+                continue
+            self.result.purged_runs += 1
+            self.result.purged_bytes += size
+            self.result.bytes_freed += size
+            self.item(Item.WOULD_PURGE_RUN if options.dry_run else Item.PURGED_RUN, run_id)
+            logger.info("Purged quarantined run %s (%d bytes)", run_id, size)
+
+
+def row_entry(media):
+    """Return what a manifest keeps of a deleted media row, enough to re-create it."""
+    return {
+        "kind": "record",
+        "id": str(media.pk),
+        "content_type": [media.content_type.app_label, media.content_type.model],
+        "object_id": str(media.object_id),
+        "file": media.file.name,
+        "original_name": media.original_name,
+        "size": media.size,
+        "mime_type": media.mime_type,
+        "caption": media.caption,
+        "created_at": media.created_at.isoformat(),
+    }

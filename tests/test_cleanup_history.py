@@ -1,0 +1,86 @@
+"""The run history: each run's ``CleanupRun`` row, written through ``run_cleanup()``."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from media_app.cleanup.engine import run_cleanup
+from media_app.cleanup.result import FIGURES
+from media_app.models import CleanupRun
+from tests import factories
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_every_run_is_recorded_running_then_completed(media_root):
+    factories.stray_file(media_root, "uploads/tours/stray.jpg")
+    seen = []
+
+    result = run_cleanup(
+        force=True, trigger="cron", on_item=lambda kind, name: seen.append(CleanupRun.objects.get().status)
+    )
+
+    run = CleanupRun.objects.get(pk=result.run_id)
+    assert set(seen) == {"running"}
+    assert (run.status, run.trigger, run.dry_run, run.deleted_files, run.orphaned_files) == (
+        "ok",
+        "cron",
+        False,
+        1,
+        1,
+    )
+    assert run.finished_at and run.duration_seconds is not None
+    assert run.options["force"] is True
+
+
+def test_a_killed_run_is_marked_interrupted_by_the_next(media_root):
+    killed = CleanupRun.objects.create(started_at=timezone.now(), status="running")
+
+    run_cleanup()
+
+    assert CleanupRun.objects.get(pk=killed.pk).status == "interrupted"
+
+
+def test_old_history_is_purged_by_real_runs_only(media_root, settings):
+    settings.MEDIA_CLEANUP_HISTORY_DAYS = 90
+    old = CleanupRun.objects.create(started_at=timezone.now() - timedelta(days=91), status="ok")
+    recent = CleanupRun.objects.create(started_at=timezone.now() - timedelta(days=89), status="ok")
+
+    run_cleanup(dry_run=True)
+    assert CleanupRun.objects.filter(pk=old.pk).exists()
+    run_cleanup()
+
+    assert not CleanupRun.objects.filter(pk=old.pk).exists()
+    assert CleanupRun.objects.filter(pk=recent.pk).exists()
+
+
+def test_the_row_holds_the_results_figures_and_the_options_as_given(media_root, settings):
+    settings.MEDIA_CLEANUP_MIN_AGE = "1d"
+    factories.stray_file(media_root, "uploads/tours/stray.jpg")
+    orphan = factories.media(factories.tour())
+
+    selected = run_cleanup(min_age="6h", time_limit="1h", rate=500, media_ids=[orphan.pk])
+    swept = run_cleanup(force=True, dry_run=True, purge_quarantine=True)
+
+    for result in (selected, swept):
+        run = CleanupRun.objects.get(pk=result.run_id)
+        assert {name: getattr(run, name) for name in FIGURES} == result.figures()
+        assert (run.status, run.sample, run.errors) == (result.status, result.sample, result.errors)
+    assert CleanupRun.objects.get(pk=selected.run_id).options == {
+        "dry_run": False,
+        "min_age": 21600.0,
+        "force": False,
+        "time_limit": 3600.0,
+        "rate": 500,
+        "purge_quarantine": False,
+        "media_ids": 1,
+    }
+    assert CleanupRun.objects.get(pk=swept.run_id).options == {
+        "dry_run": True,
+        "min_age": 86400.0,
+        "force": True,
+        "time_limit": None,
+        "rate": None,
+        "purge_quarantine": True,
+    }
