@@ -23,9 +23,9 @@ from django.views.decorators.http import require_POST
 from . import conf
 from .admin_restore import is_restorable
 from .background_runs import log_excerpt, process_alive, start_cleanup_process
-from .cleanup.durations import parse_duration
 from .cleanup.engine import summary
 from .cleanup.result import CleanupResult
+from .durations import parse_duration
 from .models import CleanupRun
 
 logger = logging.getLogger(__name__)

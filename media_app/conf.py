@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .cleanup.durations import parse_duration
+from .durations import parse_duration
 
 
 def _setting(name):

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from media_app.cleanup.durations import GRAMMAR, MAX_DURATION, parse_duration
+from media_app.durations import GRAMMAR, MAX_DURATION, parse_duration
 
 TRUE = ("true", "yes", "on", "1")
 FALSE = ("false", "no", "off", "0")

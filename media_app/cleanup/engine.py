@@ -34,10 +34,10 @@ from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from .. import conf, references, signals
+from ..durations import parse_duration
 from ..models import CleanupRun, Media
 from ..paths import in_uploads, is_layout_entry, is_safe_name
 from .binding import Binding, StorageRefused, own_runs
-from .durations import parse_duration
 from .lock import LockLost, cleanup_lock
 from .quarantine import QuarantineError, quarantine_for
 from .result import CleanupResult, Status, one_line

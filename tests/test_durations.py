@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from media_app.cleanup.durations import parse_duration
+from media_app.durations import parse_duration
 
 
 @pytest.mark.parametrize(
