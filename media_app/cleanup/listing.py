@@ -49,20 +49,7 @@ class Problems:
             "unreadable": self.unreadable,
             "unreadable_sample": self.unreadable_sample,
             "errors": self.errors,
-            "peak_rss_kib": peak_rss_kib(),
         }
-
-
-def peak_rss_kib():
-    """Return this process's peak resident memory (``VmHWM``) in KiB, or None where unknown."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 def is_utf8(name):

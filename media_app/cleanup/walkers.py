@@ -103,7 +103,6 @@ class FilesystemWalker:
         self.spill_dir = spill_dir
         self.unreadable_names = 0
         self.errors = []
-        self.listing_peak_rss_kib = None
 
     def _describe(self, name):
         info = os.lstat(os.path.join(self.root, name))
@@ -141,8 +140,6 @@ class FilesystemWalker:
         if problems.get("failed"):
             raise StorageUnavailable("; ".join(problems["errors"]))
         self.unreadable_names += problems["unreadable"]
-        self.listing_peak_rss_kib = problems.get("peak_rss_kib")
-        logger.debug("The listing process peaked at %s KiB", self.listing_peak_rss_kib)
         for path in problems["unreadable_sample"]:
             logger.warning("Leaving alone %r: its name is not valid UTF-8", path)
         for message in problems["errors"]:
