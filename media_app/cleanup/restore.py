@@ -23,6 +23,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError
 from django.db.models import Case, DateTimeField, UUIDField, Value, When
 
 from ..models import CleanupRun, DatabaseIdentity, Media
+from .batches import batched
 from .binding import Binding, StorageRefused, own_runs
 from .lock import cleanup_lock
 from .quarantine import QuarantineError, Restored, UnreadableRun, quarantine_for
@@ -217,9 +218,9 @@ class Restore:
 
     def run(self):
         files = (entry["name"] for entry in self.entries("file", report=True))
-        for batch in _batches(files):
+        for batch in batched(files, BATCH_SIZE):
             self.restore_files(batch)
-        for batch in _batches(self.entries("record")):
+        for batch in batched(self.entries("record"), BATCH_SIZE):
             self.restore_records(batch)
 
     def entries(self, kind, report=False):
@@ -341,9 +342,3 @@ class Restore:
                 output_field=DateTimeField(),
             )
         )
-
-
-def _batches(items):
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, BATCH_SIZE)):
-        yield batch

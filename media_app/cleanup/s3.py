@@ -11,11 +11,11 @@ and transient errors are retried by botocore, as the client's ``retries`` config
 import json
 import logging
 import posixpath
-from itertools import islice
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..paths import in_uploads, is_layout_entry, is_safe_name
+from .batches import batched
 from .manifest import is_uuid_text, manifest_lines, parse_meta, run_meta
 from .quarantine import (
     MANIFEST_PREFIX,
@@ -84,8 +84,7 @@ class S3Walker:
 
         S3 reports a key that was already gone as deleted, so ``Deletion.GONE`` never comes from here.
         """
-        files = iter(files)
-        while batch := list(islice(files, PAGE_SIZE)):
+        for batch in batched(files, PAGE_SIZE):
             yield from self._delete_batch(batch)
 
     def _delete_batch(self, batch):
@@ -327,8 +326,7 @@ class S3Quarantine:
         return not (name == META or name.startswith(MANIFEST_PREFIX))
 
     def _delete_keys(self, keys):
-        keys = iter(keys)
-        while batch := list(islice(keys, PAGE_SIZE)):
+        for batch in batched(keys, PAGE_SIZE):
             try:
                 response = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
             except (BotoCoreError, ClientError) as exc:
