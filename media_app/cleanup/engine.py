@@ -36,13 +36,13 @@ from django.utils import timezone
 from .. import conf, references, signals
 from ..durations import parse_duration
 from ..models import CleanupRun, Media
-from ..paths import in_uploads, is_layout_entry, is_safe_name
+from ..paths import UPLOADS_PREFIX, in_uploads, is_layout_entry, is_safe_name
+from .backends import backend_for
+from .backends.base import Deletion, QuarantineError, StorageUnavailable, StoredFile
 from .binding import Binding, StorageRefused, own_runs
 from .lock import LockLost, cleanup_lock
-from .quarantine import QuarantineError, quarantine_for
 from .result import CleanupResult, Status, one_line
 from .spill import Spill
-from .walkers import PREFIX, Deletion, StorageUnavailable, StoredFile, walker_for
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def run_cleanup(
     - ``on_item(kind, name)`` and ``on_progress(result)``: optional callbacks for a face.
 
     With ``MEDIA_CLEANUP_QUARANTINE_DAYS`` > 0, a real run moves what it removes into the
-    quarantine (``quarantine.py``) instead of deleting it, and purges quarantined runs older
+    quarantine (``backends/``) instead of deleting it, and purges quarantined runs older
     than that; ``restore.restore_run()`` takes a run back.
 
     Only one run holds the lock at a time; another ends ``locked`` at once. Every run is
@@ -147,7 +147,7 @@ def run_cleanup(
                 now=now,
                 using=using,
                 storage=storage,
-                walker=walker or walker_for(storage),
+                walker=walker,
                 media_ids=media_ids,
                 purge_quarantine=purge_quarantine,
                 lock=lock,
@@ -355,10 +355,12 @@ class Sweep:
         self.protected = set()
 
     def run(self):
+        backend = backend_for(self.storage)
+        self.walker = self.walker or backend.walker()
         self.binding = binding = Binding(self.storage, self.using)
         binding.check()
         if conf.quarantine_days() > 0 or self.purge_everything:
-            self.quarantine = quarantine_for(self.storage)
+            self.quarantine = backend.quarantine()
         self.owner_types = self.find_owner_types()
         spill_dir = self.spill_dir()
         with Spill(spill_dir) as orphaned_rows, Spill(spill_dir) as orphaned_files:
@@ -427,7 +429,7 @@ class Sweep:
             self.result.refused_paths += 1
             self.item("refused path", name)
             normalised = posixpath.normpath(name)
-            if normalised.startswith(PREFIX) and is_safe_name(normalised):
+            if normalised.startswith(UPLOADS_PREFIX) and is_safe_name(normalised):
                 self.protected.add(normalised)
 
     def orphaned_rows(self, spill):

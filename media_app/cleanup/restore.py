@@ -23,12 +23,12 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError
 from django.db.models import Case, DateTimeField, UUIDField, Value, When
 
 from ..models import CleanupRun, DatabaseIdentity, Media
+from .backends import backend_for
+from .backends.base import QuarantineError, Restored, StorageUnavailable, UnreadableRun
 from .batches import batched
 from .binding import Binding, StorageRefused, own_runs
 from .lock import cleanup_lock
-from .quarantine import QuarantineError, Restored, UnreadableRun, quarantine_for
 from .result import one_line
-from .walkers import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def quarantined_runs(storage=None, using=DEFAULT_DB_ALIAS):
     entries that a restore would try; each problem is a ``QuarantineProblem``. Runs another
     database quarantined (in a quarantine shared by mistake) are not listed.
     """
-    quarantine = quarantine_for(storage)
+    quarantine = backend_for(storage).quarantine()
     found, problems = quarantine.runs()
     found = own_runs(found, DatabaseIdentity.current(using), using)
     runs = []
@@ -172,7 +172,7 @@ def restore_locked(result, storage, *, using, dry_run):
     try:
         binding = Binding(storage, using)
         binding.check()
-        quarantine = quarantine_for(storage)
+        quarantine = backend_for(storage).quarantine()
         run = quarantine.run(run_id)
         if run is None:
             known = CleanupRun.objects.using(using).filter(pk=run_id).exists()
