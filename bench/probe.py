@@ -40,7 +40,7 @@ def count_queries(report):
 
 
 def watch_children_memory(report, interval=0.01):
-    """Record the peak memory of this process's children (the sweep's listing process) while they run.
+    """Record the peak memory of the children this process starts from now on (the sweep's listing).
 
     Each child's ``VmHWM`` is read from ``/proc`` every ``interval`` seconds; it only grows, so the
     last reading misses at most what the child grew in its last interval. Not ``ru_maxrss`` of
@@ -48,11 +48,12 @@ def watch_children_memory(report, interval=0.01):
     function that stops the watch.
     """
     stop = threading.Event()
+    own = command_line("self")
+    already_running = set(children())  # not the task's: started before it
 
     def watch():
-        own = command_line("self")
         while not stop.wait(interval):
-            for pid in children():
+            for pid in set(children()) - already_running:
                 try:
                     # Until a child has exec'd its program it shares (or copies) this process's
                     # memory, and its VmHWM is this process's. Read in this order, a command line
@@ -75,7 +76,7 @@ def watch_children_memory(report, interval=0.01):
 
 
 def children():
-    """Return the process ids of this process's living children, from ``/proc/self/task/*/children``."""
+    """Return the process ids of this process's children, from ``/proc/self/task/*/children``."""
     pids = []
     for path in glob.glob("/proc/self/task/*/children"):
         try:
