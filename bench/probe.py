@@ -7,9 +7,11 @@ of every connection; pages are the chunks of rows Django fetched from them (on P
 page of a server-side cursor is a round trip of its own, a ``FETCH``).
 """
 
+import glob
 import json
 import os
 import sys
+import threading
 
 
 def count_queries(report):
@@ -37,18 +39,52 @@ def count_queries(report):
     compiler.cursor_iter = counted_cursor_iter
 
 
-def count_listing_memory(report):
-    """Record the peak memory of the sweep's listing process, a child that memory must count too."""
-    from media_app.cleanup.walkers import FilesystemWalker
+def watch_children_memory(report, interval=0.01):
+    """Record the peak memory of the children this process starts from now on (the sweep's listing).
 
-    take_report = FilesystemWalker._take_report
+    Each child's ``VmHWM`` is read from ``/proc`` every ``interval`` seconds; it only grows, so the
+    last reading misses at most what the child grew in its last interval. Not ``ru_maxrss`` of
+    ``RUSAGE_CHILDREN``: Linux carries the parent's size at fork over the exec into it. Return a
+    function that stops the watch.
+    """
+    stop = threading.Event()
+    own = command_line("self")
+    already_running = set(children())  # not the task's: started before it
 
-    def recorded(walker, *args):
-        take_report(walker, *args)
-        peak = (walker.listing_peak_rss_kib or 0) / 1024
-        report["children_peak_rss_mib"] = max(report.get("children_peak_rss_mib", 0.0), peak)
+    def watch():
+        while not stop.wait(interval):
+            for pid in set(children()) - already_running:
+                try:
+                    # Until a child has exec'd its program it shares (or copies) this process's
+                    # memory, and its VmHWM is this process's. Read in this order, a command line
+                    # of its own proves that the status read next is the program's.
+                    if command_line(pid) == own:
+                        continue
+                    peak = peak_rss_mib(pid)
+                except OSError:
+                    continue  # it ended meanwhile
+                report["children_peak_rss_mib"] = max(report.get("children_peak_rss_mib", 0.0), peak)
 
-    FilesystemWalker._take_report = recorded
+    watcher = threading.Thread(target=watch, name="children-memory", daemon=True)
+    watcher.start()
+
+    def finish():
+        stop.set()
+        watcher.join()
+
+    return finish
+
+
+def children():
+    """Return the process ids of this process's children, from ``/proc/self/task/*/children``."""
+    pids = []
+    for path in glob.glob("/proc/self/task/*/children"):
+        try:
+            with open(path, encoding="ascii") as listed:
+                pids += listed.read().split()
+        except OSError:
+            continue  # a thread that ended meanwhile
+    return pids
 
 
 def run_task(task, args, report):
@@ -61,13 +97,15 @@ def run_task(task, args, report):
         return 0
     count_queries(report)
     if task == "command":
-        count_listing_memory(report)
         from django.core.management import execute_from_command_line
 
+        stop_watching = watch_children_memory(report)
         try:
             execute_from_command_line(["manage.py", *args])
         except SystemExit as exc:  # sys.exit(None) is a success, sys.exit("text") a failure
             return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
+        finally:
+            stop_watching()
         return 0
     import django
 
@@ -89,14 +127,20 @@ def run_task(task, args, report):
     return 0
 
 
-def peak_rss_mib():
-    """Return this process's peak resident set size since its exec (``VmHWM``), in MiB."""
+def command_line(pid):
+    """Return a process's command line as ``/proc`` shows it (NUL-separated bytes)."""
+    with open(f"/proc/{pid}/cmdline", "rb") as listed:
+        return listed.read()
+
+
+def peak_rss_mib(pid="self"):
+    """Return a process's peak resident set size since its exec (``VmHWM``), in MiB."""
     # Not ru_maxrss: Linux carries the parent's size at fork time over the exec into it.
-    with open("/proc/self/status", encoding="ascii") as status:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
         for line in status:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
-    raise OSError("no VmHWM in /proc/self/status")
+    raise OSError(f"no VmHWM in /proc/{pid}/status")
 
 
 def main(argv):

@@ -11,7 +11,8 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from .cleanup.quarantine import QuarantineError, UnreadableRun, quarantine_for
+from .cleanup.backends import backend_for
+from .cleanup.backends.base import QuarantineError, StorageUnavailable, UnreadableRun
 from .cleanup.restore import RestoreStatus, restore_run
 
 
@@ -62,8 +63,8 @@ def restore_message(result):
 def is_restorable(run_id):
     """Return True when the quarantine still holds the run, readable or not (the restore page says)."""
     try:
-        return quarantine_for().run(str(run_id)) is not None
+        return backend_for().quarantine().run(str(run_id)) is not None
     except UnreadableRun:
         return True
-    except (QuarantineError, OSError):
+    except (QuarantineError, StorageUnavailable, OSError):
         return False

@@ -36,7 +36,7 @@ def delete_file(storage, name, using):
     if paths.is_layout_entry(name):
         logger.warning("Not deleting %r: uploads/ and its direct entries are never removed", name)
         return
-    if not paths.resolves_inside(storage, name):
+    if not paths.InsideCheck(storage)(name):
         logger.warning("Not deleting %r: the name points outside the media storage", name)
         return
     if references.referenced_names([name], using):

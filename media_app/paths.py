@@ -138,19 +138,14 @@ def is_safe_name(name):
     return ".." not in normalised.split("/")
 
 
-def resolves_inside(storage, name):
-    """Return True if the name is safe and, on a local disk, its folder really lies where it may.
+class InsideCheck:
+    """Tell whether names are safe and, on a local disk, lie where they may; resolve each folder once.
 
     The second test catches a folder that is a symlink to somewhere else: deleting through it
     would touch a file outside the media root. A name ``uploads/<type>/...`` may lie in the real
     folder of ``uploads/<type>``, which an operator may have moved to another disk and linked
     back (see ``UploadsLayout``); any other name must lie in the real media root.
     """
-    return InsideCheck(storage)(name)
-
-
-class InsideCheck:
-    """``resolves_inside`` for many names of one batch: each folder is resolved once."""
 
     def __init__(self, storage):
         self.storage = storage

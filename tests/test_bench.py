@@ -5,11 +5,13 @@ The harness works on the test database (a subprocess reaches it through ``databa
 """
 
 import os
+import subprocess
+import sys
 import time
 
 import pytest
 
-from bench import dataset, report, run
+from bench import dataset, probe, report, run
 from bench.walk import walk_files
 from media_app.models import Media
 from tests.conftest import database_url
@@ -117,3 +119,20 @@ def test_the_report_has_every_column_and_approach_and_a_plot(measured, tmp_path)
     plot = tmp_path / "plot.png"
     report.plot({SIZE: result}, plot)
     assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_children_s_memory_is_their_own_never_what_they_inherit_from_this_process():
+    """Linux carries a parent's size over fork and exec into ``ru_maxrss``: the watch must not count it."""
+    ballast = bytearray(200 * 2**20)
+    ballast[:: 2**12] = b"x" * len(ballast[:: 2**12])  # touched: resident, and copied by a fork
+    measured = {}
+    stop_watching = probe.watch_children_memory(measured)
+    subprocess.run([sys.executable, "-c", "import time; time.sleep(0.3)"], check=True)
+    forked = os.fork()
+    if forked == 0:  # a child that never runs a program of its own: all its memory is this process's
+        time.sleep(0.3)
+        os._exit(0)
+    os.waitpid(forked, 0)
+    stop_watching()
+
+    assert 0 < measured["children_peak_rss_mib"] < 50, "a bare Python takes about 10 MiB, never 200"

@@ -10,9 +10,9 @@ from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from media_app.cleanup.binding import MARKER_NAME, Marker, marker_store_for
+from media_app.cleanup.backends import backend_for
+from media_app.cleanup.backends.base import MARKER_NAME, Marker
 from media_app.cleanup.engine import run_cleanup
-from media_app.cleanup.quarantine import quarantine_for
 from media_app.cleanup.restore import restore_run
 from media_app.models import CleanupRun, DatabaseIdentity, Media
 from tests import factories
@@ -26,11 +26,13 @@ FOREIGN = "0c5e1f3a-0000-4000-8000-000000000001"
 
 def marker():
     """Return the storage's marker as it is now, or None."""
-    return marker_store_for(default_storage).read()
+    return backend_for(default_storage).marker_store().read()
 
 
 def mark_for_another_database():
-    marker_store_for(default_storage).write(Marker(FOREIGN, label="postgresql production", host="app1"))
+    backend_for(default_storage).marker_store().write(
+        Marker(FOREIGN, label="postgresql production", host="app1")
+    )
 
 
 def this_database():
@@ -179,14 +181,17 @@ def test_claim_storage_of_a_missing_media_root_is_refused(media_root, settings):
     assert not (media_root / "not-there").exists()
 
 
-def test_a_corrupt_marker_fails_the_run_and_removes_nothing(backend, drift):
+@pytest.mark.parametrize("content", [b"{not json", b'{"database": "\xff\xfe"'], ids=["not-json", "not-utf-8"])
+def test_a_corrupt_marker_fails_the_run_and_removes_nothing(backend, drift, content):
     _, _, stray = drift
-    backend.put(MARKER_NAME, b"{not json")
+    backend.put(MARKER_NAME, content)
 
     result = run_cleanup(force=True, now=later())
+    _, error, code = claim()
 
     assert result.status == "failed" and MARKER_NAME in result.message
-    assert "--claim-storage" in result.message
+    assert "is not readable" in result.message and "--claim-storage" in result.message
+    assert code == 1 and MARKER_NAME in error and "is not readable" in error
     assert backend.exists(stray)
 
 
@@ -241,7 +246,7 @@ def quarantined(backend, settings):
 def quarantine_of_another_database(run_id=None, **meta):
     """Quarantine a run as another database would have (its id in meta.json); return its id."""
     run_id = run_id or str(uuid.uuid4())
-    quarantine = quarantine_for(default_storage)
+    quarantine = backend_for(default_storage).quarantine()
     quarantine.begin(run_id, timezone.now() - timedelta(days=30), **meta)
     quarantine.record(run_id, 1, [{"kind": "file", "name": "uploads/tours/theirs.jpg", "size": 6}])
     return run_id
@@ -304,7 +309,7 @@ def test_a_sweep_never_purges_another_databases_quarantined_run(backend, quarant
     result = run_cleanup(purge_quarantine=True, now=later(days=60))
 
     assert result.status == "ok" and result.purged_runs == 1
-    runs, problems = quarantine_for(default_storage).runs()
+    runs, problems = backend_for(default_storage).quarantine().runs()
     assert theirs in runs and quarantined not in runs and problems == []
 
 

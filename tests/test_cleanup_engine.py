@@ -8,10 +8,10 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone
 
-from media_app.cleanup.binding import MARKER_NAME
+from media_app.cleanup.backends.base import MARKER_NAME, StoredFile
+from media_app.cleanup.backends.filesystem import FilesystemWalker
 from media_app.cleanup.engine import run_cleanup
 from media_app.cleanup.lock import cleanup_lock
-from media_app.cleanup.walkers import FilesystemWalker, StoredFile
 from media_app.models import CleanupRun, Media
 from tests import factories
 from tests.backends import later

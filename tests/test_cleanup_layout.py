@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 from django.core.files.storage import default_storage
 
-from media_app.cleanup.binding import MARKER_NAME
+from media_app.cleanup.backends.base import KEPT_LAYOUT_ENTRY, MARKER_NAME, Deletion, StoredFile
+from media_app.cleanup.backends.filesystem_quarantine import FilesystemQuarantine
 from media_app.cleanup.engine import run_cleanup
-from media_app.cleanup.quarantine import FilesystemQuarantine
 from media_app.cleanup.restore import restore_run
-from media_app.cleanup.walkers import KEPT_LAYOUT_ENTRY, Deletion, StoredFile
 from media_app.models import Media
 from tests import factories
 from tests.backends import later

@@ -1,3 +1,4 @@
+import dataclasses
 import io
 import json
 import os
@@ -15,9 +16,11 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from media_app.cleanup import engine
+from media_app.cleanup.backends import backend_for
+from media_app.cleanup.backends.base import NOT_A_RUN
+from media_app.cleanup.backends.filesystem_quarantine import FilesystemQuarantine
 from media_app.cleanup.engine import run_cleanup
 from media_app.cleanup.lock import cleanup_lock
-from media_app.cleanup.quarantine import NOT_A_RUN, FilesystemQuarantine, quarantine_for
 from media_app.cleanup.restore import restore_run
 from media_app.models import CleanupRun, Media
 from tests import factories
@@ -268,7 +271,8 @@ def test_the_manifest_is_written_before_files_move(media_root, quarantine_root, 
             assert manifest and "stray.jpg" in manifest[0].read_text()
             raise KeyboardInterrupt  # stands for SIGKILL at this point
 
-    monkeypatch.setattr(engine, "quarantine_for", lambda storage: DyingQuarantine(storage, quarantine_root))
+    dying = dataclasses.replace(backend_for(), quarantine_class=DyingQuarantine)
+    monkeypatch.setattr(engine, "backend_for", lambda storage: dying)
     stray = factories.stray_file(media_root, "uploads/tours/stray.jpg")
 
     with pytest.raises(KeyboardInterrupt):
@@ -698,7 +702,7 @@ def test_lost_and_found_is_no_stray_folder(media_root, quarantine_root):
 
 
 def test_begin_keeps_extra_meta_keys_for_runs_to_return(backend):
-    quarantine = quarantine_for()
+    quarantine = backend_for().quarantine()
     run_id = str(uuid.uuid4())
     now = timezone.now()
 
@@ -712,7 +716,7 @@ def test_begin_keeps_extra_meta_keys_for_runs_to_return(backend):
 
 
 def test_an_unknown_run_id_is_no_run_on_both_backends(backend):
-    assert quarantine_for().run(str(uuid.uuid4())) is None
+    assert backend_for().quarantine().run(str(uuid.uuid4())) is None
 
 
 def test_restore_run_given_no_run_id_says_unknown():
@@ -778,7 +782,7 @@ def test_a_run_that_cannot_be_purged_is_one_error_and_purged_by_a_later_sweep(sw
 
     assert (failed.status, failed.purged_runs, failed.error_count) == ("errors", 0, 1), failed.message
     assert failed.errors[0].startswith(f"quarantine: cannot purge run {run_id}: ")
-    runs, problems = quarantine_for().runs()
+    runs, problems = backend_for().quarantine().runs()
     assert run_id in runs and problems == [], "its meta.json goes last: the run is still listed"
     later_sweep = run_cleanup(now=swept["clock"] + timedelta(days=30), purge_quarantine=True)
     assert (later_sweep.status, later_sweep.purged_runs) == ("ok", 1)

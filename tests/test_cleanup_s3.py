@@ -15,11 +15,9 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from django.core.files.storage import default_storage
 
-from media_app.cleanup import s3
-from media_app.cleanup.binding import MARKER_NAME
+from media_app.cleanup.backends import backend_for, s3
+from media_app.cleanup.backends.base import KEPT_LAYOUT_ENTRY, MARKER_NAME, Deletion, StoredFile
 from media_app.cleanup.engine import run_cleanup
-from media_app.cleanup.quarantine import quarantine_for
-from media_app.cleanup.walkers import KEPT_LAYOUT_ENTRY, Deletion, StoredFile, walker_for
 from media_app.models import Media
 from tests import factories
 from tests.backends import later, s3_options
@@ -82,8 +80,8 @@ def use_storage(settings, s3_server, bucket, **options):
     return default_storage.connection.meta.client
 
 
-def test_walker_for_an_s3_storage_is_the_s3_walker(s3_backend):
-    assert isinstance(walker_for(default_storage), s3.S3Walker)
+def test_an_s3_storage_is_walked_by_the_s3_walker(s3_backend):
+    assert isinstance(backend_for(default_storage).walker(), s3.S3Walker)
 
 
 def test_a_sweep_lists_in_pages_of_1000_and_sends_no_request_per_object(s3_backend):
@@ -104,7 +102,7 @@ def test_the_listing_takes_one_page_at_a_time_with_size_and_time_from_it(s3_back
     names = [s3_backend.put(f"uploads/tours/{n}.jpg", content=b"x" * n) for n in range(5)]
     s3_backend.put("other/outside-uploads.jpg")
     requests = Requests(s3_backend.client)
-    files = walker_for(default_storage).iter_files()
+    files = backend_for(default_storage).walker().iter_files()
 
     first = next(files)
     assert requests.operations() == ["ListObjectsV2"], "one page asked for, not the whole listing"
@@ -122,7 +120,7 @@ def test_deletes_go_in_deleteobjects_batches_of_at_most_the_page_size(s3_backend
     names = [s3_backend.put(f"uploads/tours/{n}.jpg") for n in range(5)]
     requests = Requests(s3_backend.client)
 
-    outcomes = list(walker_for(default_storage).delete(StoredFile(name, size=5) for name in names))
+    outcomes = list(backend_for(default_storage).walker().delete(StoredFile(name, size=5) for name in names))
 
     assert [(stored.name, outcome) for stored, outcome, _ in outcomes] == [
         (name, Deletion.DELETED) for name in names
@@ -132,7 +130,9 @@ def test_deletes_go_in_deleteobjects_batches_of_at_most_the_page_size(s3_backend
 
 
 def test_a_key_already_gone_is_reported_deleted_since_s3_deletes_are_idempotent(s3_backend):
-    (outcome,) = walker_for(default_storage).delete([StoredFile("uploads/tours/never-there.jpg", size=0)])
+    (outcome,) = (
+        backend_for(default_storage).walker().delete([StoredFile("uploads/tours/never-there.jpg", size=0)])
+    )
 
     assert outcome[1] == Deletion.DELETED
 
@@ -295,9 +295,9 @@ def test_a_throttled_quarantine_copy_is_retried_by_botocore(s3_backend, settings
 def test_keys_directly_in_uploads_are_refused_at_delete_time_too(s3_backend, settings):
     """Defence in depth: the sweep never offers them, and neither the walker nor the quarantine takes them."""
     key = s3_backend.put("uploads/readme.txt")
-    quarantine = quarantine_for(default_storage)
+    quarantine = backend_for(default_storage).quarantine()
 
-    deletes = list(walker_for(default_storage).delete([StoredFile(key, size=5)]))
+    deletes = list(backend_for(default_storage).walker().delete([StoredFile(key, size=5)]))
     moves = list(quarantine.move_in(str(uuid.uuid4()), [StoredFile(key, size=5)]))
 
     assert [(outcome, detail) for _, outcome, detail in deletes + moves] == [

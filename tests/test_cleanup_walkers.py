@@ -1,13 +1,13 @@
 import logging
 import os
-import subprocess
-import sys
 
 import pytest
 from django.core.files.storage import FileSystemStorage
 
-from media_app.cleanup import walkers
-from media_app.cleanup.walkers import Deletion, FilesystemWalker, StorageUnavailable, StoredFile
+from media_app.cleanup import listing
+from media_app.cleanup.backends import filesystem
+from media_app.cleanup.backends.base import KEPT_LAYOUT_ENTRY, Deletion, StorageUnavailable, StoredFile
+from media_app.cleanup.backends.filesystem import FilesystemWalker
 
 NAMES = [
     "a-b.jpg",
@@ -46,7 +46,7 @@ def test_files_come_in_byte_order_of_their_full_names(walker, media_root):
 
 
 def test_a_folder_larger_than_a_chunk_spills_and_still_comes_sorted(walker, media_root, monkeypatch):
-    monkeypatch.setattr(walkers, "FOLDER_CHUNK", 7)
+    monkeypatch.setattr(listing, "DEFAULT_CHUNK", 7)
     names = [f"tours/{n:03d}-{'x' * (n % 5)}.jpg" for n in range(100)][::-1] + ["tours/sub/a.jpg"]
     make(media_root, names)
 
@@ -202,7 +202,7 @@ def test_delete_never_removes_uploads_or_its_direct_entries(walker, media_root, 
         stored.name: (outcome, detail) for stored, outcome, detail in walker.delete(map(StoredFile, names))
     }
 
-    assert set(outcomes.values()) == {(Deletion.FAILED, walkers.KEPT_LAYOUT_ENTRY)}
+    assert set(outcomes.values()) == {(Deletion.FAILED, KEPT_LAYOUT_ENTRY)}
     assert direct_entries(media_root / "uploads") == before
     assert (media_root / "uploads/readme.txt").read_bytes() == b"x"
 
@@ -234,7 +234,9 @@ def test_delete_goes_through_a_symlinked_type_folder_and_keeps_it(walker, media_
 
 def test_a_listing_process_that_dies_makes_the_storage_unavailable(walker, media_root, monkeypatch, tmp_path):
     make(media_root, ["tours/a.jpg"])
-    monkeypatch.setattr(walkers, "PACKAGE_PARENT", tmp_path)  # the child cannot import the listing from here
+    monkeypatch.setattr(
+        filesystem, "PACKAGE_PARENT", tmp_path
+    )  # the child cannot import the listing from here
 
     with pytest.raises(StorageUnavailable, match="listing of uploads/ failed"):
         list(walker.iter_files())
@@ -260,32 +262,3 @@ def _is_listing_child(pid):
     except OSError:
         return False
     return b"media_app.cleanup.listing" in command and parent == os.getpid()
-
-
-def test_a_sweep_of_local_files_never_imports_boto3(settings):
-    """boto3 costs a fifth of a second and 20 MiB to import: local files must not pay for it."""
-    program = (
-        "import sys, django; django.setup(); from django.core.files.storage import default_storage; "
-        "from media_app.cleanup.walkers import walker_for; "
-        "from media_app.cleanup.quarantine import quarantine_for; "
-        "from media_app.cleanup import engine; walker_for(default_storage); quarantine_for(default_storage); "
-        "print(sorted(name for name in ('boto3', 'botocore') if name in sys.modules))"
-    )
-    environment = {
-        "PATH": os.environ["PATH"],
-        "DJANGO_SETTINGS_MODULE": "mediaproject.settings",
-        "ENV_FILE": "",
-        "SECRET_KEY": "k",
-        "MEDIA_ROOT": settings.MEDIA_ROOT,
-    }
-
-    result = subprocess.run(
-        [sys.executable, "-c", program],
-        cwd=settings.BASE_DIR,
-        env=environment,
-        capture_output=True,
-        text=True,
-    )
-
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"

@@ -42,7 +42,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from media_app.cleanup.binding import MARKER_NAME
+from media_app.cleanup.backends.base import MARKER_NAME
 from media_app.cleanup.engine import run_cleanup
 from media_app.cleanup.restore import restore_run
 from media_app.models import CleanupRun, Media

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command, load_command_class
 from django.utils import timezone
 
-from media_app.cleanup.quarantine import quarantine_for
+from media_app.cleanup.backends import backend_for
 from media_app.models import DatabaseIdentity
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,7 +42,7 @@ def test_a_usage_error_in_a_real_process_is_one_line_and_exit_2(manage_py):
 
 def test_list_shows_the_readable_runs_and_warns_about_the_others(quarantine_root):
     run_id = str(uuid.uuid4())
-    quarantine_for().begin(run_id, timezone.now(), database=DatabaseIdentity.current("default"))
+    backend_for().quarantine().begin(run_id, timezone.now(), database=DatabaseIdentity.current("default"))
     corrupt = quarantine_root / str(uuid.uuid4()) / "meta.json"
     corrupt.parent.mkdir()
     corrupt.write_text("{")

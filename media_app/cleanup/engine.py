@@ -26,7 +26,9 @@ from django.db.transaction import TransactionManagementError
 
 from .. import conf
 from ..models import Media
-from ..paths import in_uploads, is_layout_entry, is_safe_name
+from ..paths import UPLOADS_PREFIX, in_uploads, is_layout_entry, is_safe_name
+from .backends import backend_for
+from .backends.base import QuarantineError, StorageUnavailable
 from .binding import Binding, StorageRefused
 from .cap import over_cap
 from .history import RunHistory
@@ -34,12 +36,10 @@ from .lock import LockLost, cleanup_lock
 from .merge import OutOfOrder, align, merged
 from .options import CleanupOptions
 from .pacing import Pacing
-from .quarantine import QuarantineError, quarantine_for
 from .removal import PAGE_SIZE, Removal
 from .result import CleanupResult, Item, Status, one_line, summary
 from .spill import Spill
 from .streams import orphan_streams, planned_for_whole_results, reference_streams
-from .walkers import PREFIX, StorageUnavailable, walker_for
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def run_cleanup(**options):
     The keyword arguments are the fields of ``CleanupOptions``, which says what each does.
 
     With ``MEDIA_CLEANUP_QUARANTINE_DAYS`` > 0, a real run moves what it removes into the
-    quarantine (``quarantine.py``) instead of deleting it, and purges quarantined runs older
+    quarantine (``backends/``) instead of deleting it, and purges quarantined runs older
     than that; ``restore.restore_run()`` takes a run back.
 
     Only one run holds the lock at a time; another ends ``locked`` at once. Every run is
@@ -78,9 +78,8 @@ def run_cleanup(**options):
                 history.record_locked()
                 return result
             history.start()
-            walker = options.walker or walker_for(options.storage)
             try:
-                Sweep(result, options, history=history, walker=walker, lock=lock).run()
+                Sweep(result, options, history=history, lock=lock).run()
             except StorageRefused as exc:
                 result.conditions.add(Status.REFUSED)
                 result.message = f"refused: {exc}."
@@ -112,11 +111,11 @@ def run_cleanup(**options):
 class Sweep:
     """One run under the lock: the collect and cap phases, then a ``Removal`` of what was found."""
 
-    def __init__(self, result, options, *, history, walker, lock):
+    def __init__(self, result, options, *, history, lock):
         self.result = result
         self.options = options
         self.history = history
-        self.walker = walker
+        self.walker = None
         self.lock = lock
         self.cutoff = (options.now - options.min_age).timestamp()
         self.connection = connections[options.using]
@@ -135,11 +134,15 @@ class Sweep:
     def run(self):
         """Check the storage's binding, collect, apply the cap, then remove what was found."""
         options = self.options
+        # Built here, inside the run's error handling: a storage no backend serves ends the run
+        # failed, in one line.
+        backend = backend_for(options.storage)
+        self.walker = options.walker or backend.walker()
         binding = Binding(options.storage, options.using)
         binding.check()
         quarantine = None
         if conf.quarantine_days() > 0 or options.purge_quarantine:
-            quarantine = quarantine_for(options.storage)
+            quarantine = backend.quarantine()
         self.owner_types = self.find_owner_types()
         removal = Removal(
             self.result,
@@ -204,7 +207,7 @@ class Sweep:
             self.result.refused_paths += 1
             self.item(Item.REFUSED_PATH, name)
             normalised = posixpath.normpath(name)
-            if normalised.startswith(PREFIX) and is_safe_name(normalised):
+            if normalised.startswith(UPLOADS_PREFIX) and is_safe_name(normalised):
                 self.protected.add(normalised)
 
     def orphaned_rows(self, spill):

@@ -10,8 +10,8 @@ occur in a file name); at the end, on stderr, one JSON object
 
 Symlinks are listed as files and never followed, except those directly in FOLDER named by
 ``--follow NAME``: they are walked as folders (the sweep checks them first, see
-``walkers.linked_type_folders``). Names that are not valid UTF-8 are counted and left out. A
-folder that cannot be listed is reported in ``errors`` and skipped.
+``backends.filesystem.linked_type_folders``). Names that are not valid UTF-8 are counted and
+left out. A folder that cannot be listed is reported in ``errors`` and skipped.
 """
 
 import argparse
@@ -36,33 +36,23 @@ class Problems:
         self.errors = []
 
     def unreadable_name(self, path):
+        """Count a name that is not valid UTF-8; keep the first ones as a sample for the log."""
         self.unreadable += 1
         if len(self.unreadable_sample) < SAMPLE_SIZE:
             self.unreadable_sample.append(os.fsencode(path).decode("utf-8", "backslashreplace"))
 
     def error(self, message):
+        """Record a folder that could not be listed; keep the first ones only."""
         if len(self.errors) < MAX_ERRORS:
             self.errors.append(message)
 
     def as_dict(self):
+        """Return the report the listing writes on stderr at its end."""
         return {
             "unreadable": self.unreadable,
             "unreadable_sample": self.unreadable_sample,
             "errors": self.errors,
-            "peak_rss_kib": peak_rss_kib(),
         }
-
-
-def peak_rss_kib():
-    """Return this process's peak resident memory (``VmHWM``) in KiB, or None where unknown."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 def is_utf8(name):
@@ -76,31 +66,31 @@ def is_utf8(name):
     return True
 
 
-def walk(top, problems, chunk=DEFAULT_CHUNK, spill_dir=None, follow=frozenset()):
+def walk(top, problems, chunk=DEFAULT_CHUNK, follow=frozenset()):
     """Yield the names of the files under ``top``, relative to it, in byte order.
 
     The symlinks directly in ``top`` named in ``follow`` are walked as folders when they lead to
     one. Raises OSError when ``top`` itself cannot be listed.
     """
-    entries = sorted_entries(top, problems, chunk, spill_dir, follow)
-    yield from _walk(top, "", entries, problems, chunk, spill_dir)
+    entries = sorted_entries(top, problems, chunk, follow)
+    yield from _walk(top, "", entries, problems, chunk)
 
 
-def _walk(top, prefix, entries, problems, chunk, spill_dir):
+def _walk(top, prefix, entries, problems, chunk):
     for entry in entries:
         if not entry.endswith("/"):
             yield prefix + entry
             continue
         folder = prefix + entry
         try:
-            children = sorted_entries(os.path.join(top, folder), problems, chunk, spill_dir)
+            children = sorted_entries(os.path.join(top, folder), problems, chunk)
         except OSError as exc:
             problems.error(f"cannot list {folder}: {exc.strerror or exc}")
             continue
-        yield from _walk(top, folder, children, problems, chunk, spill_dir)
+        yield from _walk(top, folder, children, problems, chunk)
 
 
-def sorted_entries(path, problems, chunk=DEFAULT_CHUNK, spill_dir=None, follow=frozenset()):
+def sorted_entries(path, problems, chunk=DEFAULT_CHUNK, follow=frozenset()):
     """Return a folder's entries in an order that makes the whole walk byte-ordered.
 
     A folder sorts as ``name/``, so that ``a/b`` comes after ``a-b`` as it does in a plain
@@ -116,7 +106,7 @@ def sorted_entries(path, problems, chunk=DEFAULT_CHUNK, spill_dir=None, follow=f
                 continue
             names.append(name + "/" if entry.is_dir(follow_symlinks=name in follow) else name)
             if len(names) >= chunk:
-                runs.append(_spill_run(names, spill_dir))
+                runs.append(_spill_run(names))
                 names = []
     names.sort()
     if not runs:
@@ -125,9 +115,9 @@ def sorted_entries(path, problems, chunk=DEFAULT_CHUNK, spill_dir=None, follow=f
     return heapq.merge(*runs)
 
 
-def _spill_run(names, spill_dir):
+def _spill_run(names):
     names.sort()
-    handle = tempfile.TemporaryFile(mode="w+", encoding="utf-8", dir=spill_dir)
+    handle = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
     handle.write("\0".join(names))
     handle.seek(0)
     return read_nul_separated(handle)
@@ -149,7 +139,6 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder")
     parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK)
-    parser.add_argument("--spill-dir")
     parser.add_argument("--follow", action="append", default=[], help="a symlink in FOLDER to walk")
     options = parser.parse_args(argv)
     follow = frozenset(options.follow)
@@ -157,7 +146,7 @@ def main(argv=None):
     out = sys.stdout.buffer
     batch = []
     try:
-        for name in walk(options.folder, problems, options.chunk, options.spill_dir, follow):
+        for name in walk(options.folder, problems, options.chunk, follow):
             batch.append(name)
             if len(batch) == 4096:
                 out.write(("\0".join(batch) + "\0").encode("utf-8"))

@@ -1,10 +1,21 @@
-"""What a run's quarantine says about itself: its ``meta.json`` and its manifest, read with suspicion.
+"""The quarantine's own records: a run's ``meta.json`` and its manifest, written and read in one place.
 
-Both are files anyone with access to the quarantine can edit, break or forge, so nothing read
-here is trusted: a ``meta.json`` must be a JSON object with a ``created`` POSIX time, and each
-manifest line a JSON object that names a plain file under ``uploads/`` or describes a media row
-the database can take back. What fails comes with its reason, so that one bad line costs that
-line only, and one bad ``meta.json`` its run only.
+Each run that removed something has a folder (or, on object storage, a key prefix) named by
+its run id, holding the files under their original paths and a manifest of the rows::
+
+    <run id>/meta.json                 {"run_id": ..., "created": <POSIX time>, ...}
+    <run id>/manifest-00001.jsonl      one JSON object per line: a file or a deleted row
+    <run id>/uploads/tours/ab12-x.jpg  the file, at its original path
+
+A manifest part is written before the files of its batch move and before its rows go, so a
+run killed midway still describes everything it touched. The quarantine describes itself: a
+restore needs no run history, only the run id.
+
+Both records are files anyone with access to the quarantine can edit, break or forge, so
+nothing read here is trusted: a ``meta.json`` must be a JSON object with a ``created`` POSIX
+time, and each manifest line a JSON object that names a plain file under ``uploads/`` or
+describes a media row the database can take back. What fails comes with its reason, so that
+one bad line costs that line only, and one bad ``meta.json`` its run only.
 """
 
 import dataclasses
@@ -16,6 +27,8 @@ from datetime import UTC, datetime
 from ..models import Media
 from ..paths import in_uploads
 
+META = "meta.json"
+MANIFEST_PREFIX = "manifest-"
 # The largest value a PositiveBigIntegerField (a row's ``size``) holds, plus one.
 SIZE_LIMIT = 2**63
 RECORD_TEXTS = ("file", "original_name", "mime_type", "caption")
@@ -25,9 +38,24 @@ _shown.maxstring = 120
 _shown.maxother = 120
 
 
-def run_meta(run_id, now, extra):
-    """Return the ``meta.json`` of a run opened at ``now``: its id, its time, and ``extra`` keys."""
-    return {**extra, "run_id": str(run_id), "created": now.timestamp()}
+def encode_meta(run_id, now, extra):
+    """Return the bytes of the ``meta.json`` of a run opened at ``now``: its id, its time, ``extra`` keys."""
+    return json.dumps({**extra, "run_id": str(run_id), "created": now.timestamp()}).encode()
+
+
+def part_name(part):
+    """Return the name of the run's manifest part number ``part``."""
+    return f"{MANIFEST_PREFIX}{part:05d}.jsonl"
+
+
+def encode_part(entries):
+    """Return the bytes of a manifest part: one JSON object per line, text kept as it is."""
+    return "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries).encode()
+
+
+def is_record_name(name):
+    """Return True for the name (relative to the run) of ``meta.json`` or a manifest part, not a file."""
+    return name == META or name.startswith(MANIFEST_PREFIX)
 
 
 def parse_meta(raw):

@@ -13,10 +13,9 @@ from django.db import transaction
 from .. import conf, references
 from ..files import files_deleted_by_caller
 from ..models import Media
+from .backends.base import Deletion, QuarantineError, StoredFile
 from .binding import own_runs
-from .quarantine import QuarantineError
 from .result import Item, Status, one_line
-from .walkers import Deletion, StoredFile
 
 logger = logging.getLogger(__name__)
 

@@ -23,12 +23,13 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError
 from django.db.models import Case, DateTimeField, UUIDField, Value, When
 
 from ..models import CleanupRun, DatabaseIdentity, Media
+from .backends import backend_for
+from .backends.base import QuarantineError, Restored, StorageUnavailable, UnreadableRun
+from .batches import batched
 from .binding import Binding, StorageRefused, own_runs
 from .exit_codes import FAILURE, SUCCESS, TRY_AGAIN_LATER, USAGE_ERROR
 from .lock import cleanup_lock
-from .quarantine import QuarantineError, Restored, UnreadableRun, quarantine_for
 from .result import one_line
-from .walkers import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def quarantined_runs(storage=None, using=DEFAULT_DB_ALIAS):
     entries that a restore would try; each problem is a ``QuarantineProblem``. Runs another
     database quarantined (in a quarantine shared by mistake) are not listed.
     """
-    quarantine = quarantine_for(storage)
+    quarantine = backend_for(storage).quarantine()
     found, problems = quarantine.runs()
     found = own_runs(found, DatabaseIdentity.current(using), using)
     runs = []
@@ -172,7 +173,7 @@ def restore_locked(result, storage, *, using, dry_run):
     try:
         binding = Binding(storage, using)
         binding.check()
-        quarantine = quarantine_for(storage)
+        quarantine = backend_for(storage).quarantine()
         run = quarantine.run(run_id)
         if run is None:
             known = CleanupRun.objects.using(using).filter(pk=run_id).exists()
@@ -218,9 +219,9 @@ class Restore:
 
     def run(self):
         files = (entry["name"] for entry in self.entries("file", report=True))
-        for batch in _batches(files):
+        for batch in batched(files, BATCH_SIZE):
             self.restore_files(batch)
-        for batch in _batches(self.entries("record")):
+        for batch in batched(self.entries("record"), BATCH_SIZE):
             self.restore_records(batch)
 
     def entries(self, kind, report=False):
@@ -342,9 +343,3 @@ class Restore:
                 output_field=DateTimeField(),
             )
         )
-
-
-def _batches(items):
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, BATCH_SIZE)):
-        yield batch

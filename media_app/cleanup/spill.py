@@ -1,8 +1,9 @@
 """Candidates for deletion, kept in a temporary file so that memory stays flat."""
 
-import itertools
 import json
 import tempfile
+
+from .batches import batched
 
 # Kept in memory up to this size, then on disk.
 IN_MEMORY_BYTES = 1 << 20
@@ -17,17 +18,17 @@ class Spill:
         )
 
     def append(self, *record):
+        """Add one record (its fields as arguments) at the end."""
         self._file.write(json.dumps(record, ensure_ascii=False))
         self._file.write("\n")
 
     def batches(self, size):
         """Yield the records in lists of at most ``size``, in the order they were added."""
         self._file.seek(0)
-        records = (json.loads(line) for line in self._file)
-        while batch := list(itertools.islice(records, size)):
-            yield batch
+        yield from batched((json.loads(line) for line in self._file), size)
 
     def close(self):
+        """Drop the records and their temporary file."""
         self._file.close()
 
     def __enter__(self):

@@ -5,12 +5,12 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from media_app import conf
+from media_app.cleanup.backends.base import StorageUnavailable
 from media_app.cleanup.binding import StorageRefused, claim_storage
 from media_app.cleanup.engine import run_cleanup
 from media_app.cleanup.exit_codes import USAGE_ERROR, described
 from media_app.cleanup.lock import LockHeld
 from media_app.cleanup.result import EXIT_CODES, Status, summary
-from media_app.cleanup.walkers import StorageUnavailable
 from media_app.durations import parse_duration
 from media_app.models import CleanupRun
 

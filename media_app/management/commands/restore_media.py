@@ -2,8 +2,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from media_app.cleanup.backends.base import QuarantineError, StorageUnavailable
 from media_app.cleanup.exit_codes import USAGE_ERROR, described
-from media_app.cleanup.quarantine import QuarantineError
 from media_app.cleanup.restore import EXIT_CODES, RestoreStatus, parse_run_id, quarantined_runs, restore_run
 
 
@@ -50,7 +50,7 @@ class Command(BaseCommand):
     def list_runs(self, as_json):
         try:
             runs, problems = quarantined_runs()
-        except (QuarantineError, OSError) as exc:
+        except (QuarantineError, StorageUnavailable, OSError) as exc:
             raise CommandError(f"cannot list the quarantine: {exc}") from None
         for problem in problems:
             self.stderr.write(f"warning: {problem}")

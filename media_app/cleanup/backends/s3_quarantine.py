@@ -1,26 +1,32 @@
-"""Walk and delete the objects under ``uploads/`` of an S3 bucket (django-storages' ``S3Storage``).
+"""The quarantine on S3: a key prefix outside ``uploads/`` (``MEDIA_CLEANUP_QUARANTINE_PREFIX``).
 
-The listing pages through ListObjectsV2, 1,000 keys a page, and takes each object's size and
-``LastModified`` from the page itself: no request per object, and one page in memory at a time.
-S3 lists keys in UTF-8 byte order, the order the engine merges in. Deletes go in DeleteObjects
-calls of up to 1,000 keys; each key's error is reported on its own. Throttling (503 SlowDown)
-and transient errors are retried by botocore, as the client's ``retries`` configuration says
-(``AWS_RETRY_MODE``, ``AWS_MAX_ATTEMPTS``): nothing here retries by hand.
+A file moves in by a server-side copy, then a batched delete. What the prefix holds is read
+with suspicion, as on local files: a key that is not part of a readable run is reported as a
+``QuarantineProblem``, never restored, never purged.
 """
 
-import json
 import logging
-import posixpath
-from itertools import islice
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..paths import in_uploads, is_layout_entry, is_safe_name
-from .manifest import is_uuid_text, manifest_lines, parse_meta, run_meta
-from .quarantine import (
+from ...paths import UPLOADS_PREFIX, in_uploads, is_layout_entry
+from ..batches import batched
+from ..manifest import (
     MANIFEST_PREFIX,
     META,
+    encode_meta,
+    encode_part,
+    is_record_name,
+    is_uuid_text,
+    manifest_lines,
+    part_name,
+)
+from .base import (
+    KEPT_LAYOUT_ENTRY,
+    LEADS_OUTSIDE,
+    NOT_A_PLAIN_NAME,
     NOT_A_RUN,
+    Deletion,
     MissingMeta,
     QuarantinedRun,
     QuarantineError,
@@ -29,97 +35,9 @@ from .quarantine import (
     UnreadableRun,
     bad_meta,
 )
-from .walkers import KEPT_LAYOUT_ENTRY, PREFIX, Deletion, StorageUnavailable, StoredFile
+from .s3 import NOT_FOUND, PAGE_SIZE, S3Walker, error_code
 
 logger = logging.getLogger(__name__)
-
-# The most keys S3 returns in one ListObjectsV2 page and accepts in one DeleteObjects call.
-PAGE_SIZE = 1000
-
-
-def is_plain_name(name):
-    """Return True for a key that Django's storage could have written: safe and normalised."""
-    return is_safe_name(name) and posixpath.normpath(name) == name
-
-
-class S3Walker:
-    """Walk ``uploads/`` of a bucket page by page, and delete in batches; ``AWS_LOCATION`` respected.
-
-    Keys that Django's storage could not have written (folder markers ending in ``/``, names
-    such as ``uploads//x``) are left alone: the storage would normalise them to another key.
-    """
-
-    def __init__(self, storage):
-        self.storage = storage
-        self.client = storage.connection.meta.client
-        self.bucket = storage.bucket_name
-        location = storage.location.rstrip("/")
-        self.key_prefix = f"{location}/" if location else ""
-        self.unreadable_names = 0  # S3 keys are always valid UTF-8
-        self.errors = []
-
-    def iter_files(self):
-        """Yield every object under ``uploads/`` as a ``StoredFile``, in byte order of names."""
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket,
-            Prefix=self.key_prefix + PREFIX,
-            PaginationConfig={"PageSize": PAGE_SIZE},
-        )
-        try:
-            for page in pages:
-                for entry in page.get("Contents", ()):
-                    name = entry["Key"][len(self.key_prefix) :]
-                    if not is_plain_name(name):
-                        if not name.endswith("/"):
-                            logger.warning("Leaving alone %r: not a name the storage would write", name)
-                        continue
-                    yield StoredFile(name, size=entry["Size"], modified=entry["LastModified"].timestamp())
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageUnavailable(
-                f"cannot list s3://{self.bucket}/{self.key_prefix}{PREFIX}: {exc}"
-            ) from exc
-
-    def delete(self, files):
-        """Delete the files in DeleteObjects calls of up to 1,000 keys; yield ``(file, outcome, detail)``.
-
-        S3 reports a key that was already gone as deleted, so ``Deletion.GONE`` never comes from here.
-        """
-        files = iter(files)
-        while batch := list(islice(files, PAGE_SIZE)):
-            yield from self._delete_batch(batch)
-
-    def _delete_batch(self, batch):
-        keyed = []
-        for stored in batch:
-            if not (stored.name.startswith(PREFIX) and is_plain_name(stored.name)):
-                yield stored, Deletion.FAILED, "refused: not a plain name under uploads/"
-            elif is_layout_entry(stored.name):
-                yield stored, Deletion.FAILED, KEPT_LAYOUT_ENTRY
-            else:
-                keyed.append((self.key_prefix + stored.name, stored))
-        if not keyed:
-            return
-        try:
-            response = self.client.delete_objects(
-                Bucket=self.bucket, Delete={"Objects": [{"Key": key} for key, _ in keyed]}
-            )
-        except (BotoCoreError, ClientError) as exc:
-            # The retries are spent (or the request cannot succeed): the whole batch failed.
-            for _, stored in keyed:
-                yield stored, Deletion.FAILED, f"{type(exc).__name__}: {exc}"
-            return
-        failures = {
-            error["Key"]: f"{error.get('Code', 'Error')}: {error.get('Message', '')}"
-            for error in response.get("Errors", ())
-        }
-        deleted = {entry["Key"] for entry in response.get("Deleted", ())}
-        for key, stored in keyed:
-            if key in failures:
-                yield stored, Deletion.FAILED, failures[key]
-            elif key in deleted:
-                yield stored, Deletion.DELETED, ""
-            else:
-                yield stored, Deletion.FAILED, "the server did not report the key as deleted"
 
 
 class S3Quarantine:
@@ -133,8 +51,14 @@ class S3Quarantine:
         self.walker = S3Walker(storage)
         self.client = self.walker.client
         self.bucket = self.walker.bucket
-        if not prefix.strip("/") or (prefix + "/").startswith(PREFIX) or PREFIX.startswith(prefix):
-            raise QuarantineError(f"the quarantine prefix {prefix!r} must be a folder outside {PREFIX}")
+        if (
+            not prefix.strip("/")
+            or (prefix + "/").startswith(UPLOADS_PREFIX)
+            or UPLOADS_PREFIX.startswith(prefix)
+        ):
+            raise QuarantineError(
+                f"the quarantine prefix {prefix!r} must be a folder outside {UPLOADS_PREFIX}"
+            )
         self.prefix = self.walker.key_prefix + prefix
 
     def _key(self, run_id, name=""):
@@ -164,7 +88,7 @@ class S3Quarantine:
         try:
             self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if error_code(exc) in NOT_FOUND:
                 return False
             raise
         return True
@@ -178,19 +102,18 @@ class S3Quarantine:
 
         ``meta`` adds keys to the run's meta.json; ``runs()`` and ``run()`` return them.
         """
-        self._put(self._key(run_id, META), json.dumps(run_meta(run_id, now, meta)))
+        self._put(self._key(run_id, META), encode_meta(run_id, now, meta))
 
     def record(self, run_id, part, entries):
         """Write one manifest part before its batch is carried out."""
-        lines = "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries)
-        self._put(self._key(run_id, f"{MANIFEST_PREFIX}{part:05d}.jsonl"), lines.encode())
+        self._put(self._key(run_id, part_name(part)), encode_part(entries))
 
     def move_in(self, run_id, files):
         """Copy each file under the run's prefix, then delete the originals in batches; yield outcomes."""
         copied = []
         for stored in files:
             if not in_uploads(stored.name):
-                yield stored, Deletion.FAILED, "refused: not a plain name under uploads/"
+                yield stored, Deletion.FAILED, NOT_A_PLAIN_NAME
                 continue
             if is_layout_entry(stored.name):
                 yield stored, Deletion.FAILED, KEPT_LAYOUT_ENTRY
@@ -202,7 +125,7 @@ class S3Quarantine:
                     CopySource={"Bucket": self.bucket, "Key": self.walker.key_prefix + stored.name},
                 )
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                if error_code(exc) in NOT_FOUND:
                     yield stored, Deletion.GONE, ""
                 else:
                     yield stored, Deletion.FAILED, f"cannot copy into the quarantine: {exc}"
@@ -257,17 +180,12 @@ class S3Quarantine:
         try:
             raw = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code in ("404", "NoSuchKey", "NotFound"):
+            if error_code(exc) in NOT_FOUND:
                 raise MissingMeta(self.location(run_id)) from None
             raise bad_meta(where, f"cannot be read ({exc})") from None
         except BotoCoreError as exc:
             raise QuarantineError(f"cannot read {where}: {exc}") from exc
-        try:
-            meta = parse_meta(raw)
-        except ValueError as exc:
-            raise bad_meta(where, str(exc)) from None
-        return QuarantinedRun(run_id, meta["created"], meta)
+        return QuarantinedRun.from_meta(run_id, raw, where)
 
     def entries(self, run_id):
         """Yield a ``ManifestLine`` for each line of the run's manifest, part by part."""
@@ -286,7 +204,7 @@ class S3Quarantine:
             source = self._key(run_id, name)
             try:
                 if not in_uploads(name):
-                    yield name, Restored.FAILED, "refused: the path leads outside uploads/"
+                    yield name, Restored.FAILED, LEADS_OUTSIDE
                 elif self._exists(target):
                     yield name, Restored.EXISTS, "a file is there again; left as it is"
                 elif not self._exists(source):
@@ -323,12 +241,10 @@ class S3Quarantine:
         return size
 
     def _is_file(self, run_id, entry):
-        name = entry["Key"][len(self._key(run_id)) :]
-        return not (name == META or name.startswith(MANIFEST_PREFIX))
+        return not is_record_name(entry["Key"][len(self._key(run_id)) :])
 
     def _delete_keys(self, keys):
-        keys = iter(keys)
-        while batch := list(islice(keys, PAGE_SIZE)):
+        for batch in batched(keys, PAGE_SIZE):
             try:
                 response = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
             except (BotoCoreError, ClientError) as exc:

@@ -1,105 +1,50 @@
-"""The quarantine: where a real sweep moves what it removes, so that a run can be taken back.
+"""The quarantine of local files: a folder outside ``MEDIA_ROOT`` (``MEDIA_CLEANUP_QUARANTINE_ROOT``).
 
-Each run that removed something has a folder (or, on object storage, a key prefix) named by
-its run id, holding the files under their original paths and a manifest of the rows::
-
-    <run id>/meta.json                 {"run_id": ..., "created": <POSIX time>, ...}
-    <run id>/manifest-00001.jsonl      one JSON object per line: a file or a deleted row
-    <run id>/uploads/tours/ab12-x.jpg  the file, at its original path
-
-A manifest part is written before the files of its batch move and before its rows go, so a
-run killed midway still describes everything it touched. The quarantine is never under
-``uploads/``, never public and never listed as uploads. It describes itself: a restore needs
-no run history, only the run id.
-
-What the quarantine holds is read with suspicion (``manifest.py``): an entry that is not a
-readable run (a corrupt or missing ``meta.json``, a stray file) is reported as a
-``QuarantineProblem``, never restored, never purged; a restore moves back only regular files
-and links found inside the run's own folder, never through a symlinked folder.
-
-On local files it is a folder outside ``MEDIA_ROOT`` (``MEDIA_CLEANUP_QUARANTINE_ROOT``); on S3
-a key prefix outside ``uploads/`` (``MEDIA_CLEANUP_QUARANTINE_PREFIX``), reached by a
-server-side copy then a batched delete.
+A file moves in by a rename (a copy then a delete when the quarantine lies on another
+filesystem). What the folder holds is read with suspicion: an entry that is not a readable run
+(a corrupt or missing ``meta.json``, a stray file) is reported as a ``QuarantineProblem``, never
+restored, never purged; a restore moves back only regular files and links found inside the
+run's own folder, never through a symlinked folder.
 """
 
-import dataclasses
 import errno
-import json
 import logging
 import os
 import shutil
 import stat
-import time
 
-from django.core.files.storage import FileSystemStorage, default_storage
-
-from .. import conf
-from ..paths import InsideCheck, in_uploads, is_layout_entry
-from .manifest import ManifestLine, is_uuid_text, manifest_lines, parse_meta, run_meta
-from .walkers import KEPT_LAYOUT_ENTRY, Deletion, remove_empty_folders
+from ...paths import InsideCheck, in_uploads, is_layout_entry
+from ..manifest import (
+    MANIFEST_PREFIX,
+    META,
+    ManifestLine,
+    encode_meta,
+    encode_part,
+    is_record_name,
+    is_uuid_text,
+    manifest_lines,
+    part_name,
+)
+from .base import (
+    KEPT_LAYOUT_ENTRY,
+    LEADS_OUTSIDE,
+    NOT_A_RUN,
+    Deletion,
+    MissingMeta,
+    QuarantinedRun,
+    QuarantineError,
+    QuarantineProblem,
+    Restored,
+    UnreadableRun,
+    bad_meta,
+)
+from .filesystem import remove_empty_folders, write_atomically
 
 logger = logging.getLogger(__name__)
 
-META = "meta.json"
-MANIFEST_PREFIX = "manifest-"
 # Folders a quarantine root holds that are no run: fsck's, at the root of an ext filesystem
 # (there when the quarantine has a disk of its own).
 NOT_RUNS = {"lost+found"}
-NOT_A_RUN = "not a run folder (the quarantine holds only folders named by a run id); remove it"
-NO_META = 'a run folder without meta.json; remove it, or give it a meta.json {"created": <POSIX time>}'
-
-
-class QuarantineError(Exception):
-    """The quarantine is misconfigured or cannot be written: the run cannot go on."""
-
-
-@dataclasses.dataclass(frozen=True)
-class QuarantinedRun:
-    """A run the quarantine holds: when it was quarantined, and everything its meta.json says."""
-
-    run_id: str
-    created: float
-    meta: dict
-
-
-@dataclasses.dataclass(frozen=True)
-class QuarantineProblem:
-    """An entry of the quarantine that is not a readable run: where it is, what is wrong, what to do."""
-
-    path: str
-    reason: str
-
-    def __str__(self):
-        return f"{self.path}: {self.reason}"
-
-
-class UnreadableRun(QuarantineError):
-    """The quarantine holds something under the run's id, but not a run it can read."""
-
-    def __init__(self, problem):
-        super().__init__(str(problem))
-        self.problem = problem
-
-
-class MissingMeta(UnreadableRun):
-    """The run's folder holds no meta.json (on S3: possibly no such run at all)."""
-
-    def __init__(self, location):
-        super().__init__(QuarantineProblem(location, NO_META))
-
-
-def bad_meta(path, why):
-    """Return the ``UnreadableRun`` for a run whose meta.json at ``path`` is ``why``."""
-    return UnreadableRun(QuarantineProblem(path, f"{why}; repair it, or remove its run folder"))
-
-
-class Restored:
-    """Outcomes of putting one file back."""
-
-    RESTORED = "restored"
-    EXISTS = "exists"  # a file is at the original path again: never overwritten
-    MISSING = "missing"  # not in the quarantine (a run killed between manifest and move)
-    FAILED = "failed"
 
 
 def _move(source, target):
@@ -145,16 +90,16 @@ class FilesystemQuarantine:
             os.makedirs(folder, mode=0o700, exist_ok=True)
             path = os.path.join(folder, META)
             if not os.path.exists(path):
-                _write_json(path, run_meta(run_id, now, meta))
+                write_atomically(path, encode_meta(run_id, now, meta))
         except OSError as exc:
             raise QuarantineError(f"cannot write the quarantine {folder}: {exc}") from exc
 
     def record(self, run_id, part, entries):
         """Write one manifest part (a batch's files or rows) before the batch is carried out."""
-        path = os.path.join(self._run_dir(run_id), f"{MANIFEST_PREFIX}{part:05d}.jsonl")
+        path = os.path.join(self._run_dir(run_id), part_name(part))
         try:
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.writelines(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries)
+            with open(path, "wb") as handle:
+                handle.write(encode_part(entries))
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
@@ -168,7 +113,7 @@ class FilesystemQuarantine:
         run_dir = self._run_dir(run_id)
         for stored in files:
             if not (in_uploads(stored.name) and inside(stored.name)):
-                yield stored, Deletion.FAILED, "refused: the path leads outside uploads/"
+                yield stored, Deletion.FAILED, LEADS_OUTSIDE
                 continue
             if is_layout_entry(stored.name):
                 yield stored, Deletion.FAILED, KEPT_LAYOUT_ENTRY
@@ -233,11 +178,7 @@ class FilesystemQuarantine:
             raise MissingMeta(self.location(run_id)) from None
         except OSError as exc:
             raise bad_meta(_shown(path), f"cannot be read ({exc.strerror or exc})") from None
-        try:
-            meta = parse_meta(raw)
-        except ValueError as exc:
-            raise bad_meta(_shown(path), str(exc)) from None
-        return QuarantinedRun(run_id, meta["created"], meta)
+        return QuarantinedRun.from_meta(run_id, raw, _shown(path))
 
     def entries(self, run_id):
         """Yield a ``ManifestLine`` for each line of the run's manifest, part by part.
@@ -269,7 +210,7 @@ class FilesystemQuarantine:
             source = os.path.join(run_dir, name)
             target = os.path.join(self.media_root, name)
             if not (in_uploads(name) and inside(name)):
-                yield name, Restored.FAILED, "refused: the path leads outside uploads/"
+                yield name, Restored.FAILED, LEADS_OUTSIDE
                 continue
             try:
                 folder = os.path.dirname(source)
@@ -308,7 +249,7 @@ class FilesystemQuarantine:
             os.lstat(os.path.join(path, name)).st_size
             for path, _, names in os.walk(folder)
             for name in names
-            if not (path == folder and (name == META or name.startswith(MANIFEST_PREFIX)))
+            if not (path == folder and is_record_name(name))
         )
 
     def purge(self, run_id):
@@ -352,25 +293,3 @@ def _open_regular(path):
 def _shown(path):
     """Return a path fit for a message: bytes that are not UTF-8 shown as escapes."""
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def _write_json(path, value):
-    temporary = f"{path}.{os.getpid()}.{time.monotonic_ns()}"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(value, handle)
-    os.replace(temporary, path)
-
-
-def quarantine_for(storage=None):
-    """Return the quarantine that goes with ``storage`` (default: the media storage)."""
-    storage = storage or default_storage
-    if isinstance(storage, FileSystemStorage):
-        return FilesystemQuarantine(storage, conf.quarantine_root())
-    # Imported only here: boto3 is slow to import, and local files never need it.
-    from storages.backends.s3 import S3Storage
-
-    from .s3 import S3Quarantine
-
-    if isinstance(storage, S3Storage):
-        return S3Quarantine(storage, conf.quarantine_prefix())
-    raise QuarantineError(f"no quarantine for {type(storage).__name__}; set MEDIA_CLEANUP_QUARANTINE_DAYS=0")

@@ -1,9 +1,9 @@
-"""Walkers list the stored files under ``uploads/`` in byte order of their names, and delete them.
+"""The local-files backend: walk and delete the files under ``uploads/`` of a ``FileSystemStorage``.
 
-A walker is the only part of the sweep that knows a storage backend. It yields ``StoredFile``
-objects sorted by name (UTF-8 byte order, which is Python's ``str`` order), so that the engine
-can merge them with rows ordered the same way; and it deletes a batch of files, reporting each.
-``FilesystemWalker`` below walks local files; ``s3.S3Walker`` walks an S3 bucket.
+The walk runs in a process of its own (``python -m media_app.cleanup.listing``, standard library
+only) that writes the names in byte order of their full names into a pipe, so that it takes
+the second core while this process streams rows from the database. The storage's marker lives
+here too; the quarantine of local files is ``filesystem_quarantine.py``.
 """
 
 import fcntl
@@ -15,76 +15,27 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from django.core.files.storage import FileSystemStorage
-
-from ..paths import UPLOADS_FOLDER, UPLOADS_PREFIX, InsideCheck, UploadsLayout, in_uploads, is_layout_entry
+from ...paths import UPLOADS_FOLDER, UPLOADS_PREFIX, InsideCheck, UploadsLayout, in_uploads, is_layout_entry
+from .. import listing
+from .base import (
+    KEPT_LAYOUT_ENTRY,
+    LEADS_OUTSIDE,
+    MARKER_NAME,
+    Deletion,
+    LocationMissing,
+    Marker,
+    StorageUnavailable,
+    StoredFile,
+)
 
 logger = logging.getLogger(__name__)
 
-PREFIX = UPLOADS_PREFIX
-# Entries of one folder held in memory before sorted runs spill to disk: flat memory even
-# when a single folder holds millions of files.
-FOLDER_CHUNK = 25_000
 PIPE_SIZE = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size
-KEPT_LAYOUT_ENTRY = "refused: uploads/ and its direct entries are never removed"
 # Where ``python -m media_app.cleanup.listing`` can be imported from.
-PACKAGE_PARENT = Path(__file__).resolve().parents[2]
-
-
-class StorageUnavailable(Exception):
-    """The storage cannot be listed at all: the run cannot go on."""
-
-
-class StoredFile:
-    """A stored file; its size and modification time are read only when the sweep needs them."""
-
-    __slots__ = ("name", "_size", "_modified", "_describe")
-
-    def __init__(self, name, size=None, modified=None, describe=None):
-        self.name = name
-        self._size = size
-        self._modified = modified
-        self._describe = describe
-
-    def _load(self):
-        self._size, self._modified = self._describe(self.name)
-
-    @property
-    def size(self):
-        if self._size is None and self._describe:
-            self._load()
-        return self._size
-
-    @property
-    def modified(self):
-        """Modification time as a POSIX timestamp."""
-        if self._modified is None and self._describe:
-            self._load()
-        return self._modified
-
-    def __repr__(self):
-        return f"StoredFile({self.name!r})"
-
-
-class Deletion:
-    """Outcomes of deleting one file."""
-
-    DELETED = "deleted"
-    GONE = "gone"  # already gone when its delete came: a finding, not an error
-    FAILED = "failed"
-
-
-def walker_for(storage):
-    """Return the walker that lists and deletes files of ``storage``."""
-    if isinstance(storage, FileSystemStorage):
-        return FilesystemWalker(storage)
-    # Imported only here: the S3 walker builds on this module, and boto3 costs a fifth of a
-    # second and 20 MiB to import, which a sweep of local files never needs.
-    from .s3 import S3Walker
-
-    return S3Walker(storage)
+PACKAGE_PARENT = Path(__file__).resolve().parents[3]
 
 
 class FilesystemWalker:
@@ -97,13 +48,11 @@ class FilesystemWalker:
     ``errors`` and skipped.
     """
 
-    def __init__(self, storage, spill_dir=None):
+    def __init__(self, storage):
         self.storage = storage
         self.root = os.path.realpath(storage.location)
-        self.spill_dir = spill_dir
         self.unreadable_names = 0
         self.errors = []
-        self.listing_peak_rss_kib = None
 
     def _describe(self, name):
         info = os.lstat(os.path.join(self.root, name))
@@ -141,8 +90,6 @@ class FilesystemWalker:
         if problems.get("failed"):
             raise StorageUnavailable("; ".join(problems["errors"]))
         self.unreadable_names += problems["unreadable"]
-        self.listing_peak_rss_kib = problems.get("peak_rss_kib")
-        logger.debug("The listing process peaked at %s KiB", self.listing_peak_rss_kib)
         for path in problems["unreadable_sample"]:
             logger.warning("Leaving alone %r: its name is not valid UTF-8", path)
         for message in problems["errors"]:
@@ -167,7 +114,7 @@ class FilesystemWalker:
     def _delete_one(self, name, inside):
         # Checked again at delete time: a folder may have become a symlink since the walk.
         if not (in_uploads(name) and inside(name)):
-            return Deletion.FAILED, "refused: the path leads outside uploads/"
+            return Deletion.FAILED, LEADS_OUTSIDE
         if is_layout_entry(name):
             return Deletion.FAILED, KEPT_LAYOUT_ENTRY
         path = os.path.join(self.root, name)
@@ -234,12 +181,10 @@ class ListingProcess:
 
     def __init__(self, walker, top, followed=()):
         self.walker = walker
-        command = [sys.executable, "-m", "media_app.cleanup.listing", "--chunk", str(FOLDER_CHUNK)]
-        if walker.spill_dir:
-            command += ["--spill-dir", walker.spill_dir]
+        command = [sys.executable, "-m", "media_app.cleanup.listing", "--chunk", str(listing.DEFAULT_CHUNK)]
         command += [f"--follow={name}" for name in followed]
         command += ["--", top]
-        self.report = tempfile.TemporaryFile(dir=walker.spill_dir)
+        self.report = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             command, cwd=PACKAGE_PARENT, stdout=subprocess.PIPE, stderr=self.report
         )
@@ -255,7 +200,7 @@ class ListingProcess:
         except StopIteration:
             self._finish()
             raise
-        return StoredFile(PREFIX + name, describe=self.walker._describe)
+        return StoredFile(UPLOADS_PREFIX + name, describe=self.walker._describe)
 
     def _finish(self):
         """Collect the finished listing's report (its problems, or its failure)."""
@@ -314,3 +259,45 @@ def _read_names(stream, block_size=1 << 16):
         complete, _, pending = (pending + block).rpartition(b"\0")
         if complete:
             yield from complete.decode("utf-8").split("\0")
+
+
+def write_atomically(path, data):
+    """Write ``data`` (bytes) to ``path`` through a temporary file beside it, so that no reader sees half."""
+    temporary = f"{path}.{os.getpid()}.{time.monotonic_ns()}"
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+    os.replace(temporary, path)
+
+
+class FilesystemMarkerStore:
+    """The marker of a local ``MEDIA_ROOT``."""
+
+    setting = "MEDIA_ROOT"
+
+    def __init__(self, storage):
+        self.root = os.path.abspath(storage.location)
+        self.path = os.path.join(self.root, MARKER_NAME)
+
+    def describe(self):
+        """Return the storage's name for messages."""
+        return f"MEDIA_ROOT {self.root}"
+
+    def read(self):
+        """Return the marker, or None when there is none; raise ``LocationMissing`` without MEDIA_ROOT."""
+        if not os.path.isdir(self.root):
+            raise LocationMissing
+        try:
+            with open(self.path, "rb") as handle:
+                raw = handle.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read the storage marker {self.path}: {exc}") from exc
+        return Marker.parse(raw, self.path)
+
+    def write(self, marker):
+        """Write the marker, replacing any other."""
+        try:
+            write_atomically(self.path, marker.dumps())
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot write the storage marker {self.path}: {exc}") from exc

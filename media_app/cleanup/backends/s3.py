@@ -1,0 +1,161 @@
+"""The S3 backend: walk and delete the objects under ``uploads/`` of django-storages' ``S3Storage``.
+
+The listing pages through ListObjectsV2, 1,000 keys a page, and takes each object's size and
+``LastModified`` from the page itself: no request per object, and one page in memory at a time.
+S3 lists keys in UTF-8 byte order, the order the engine merges in. Deletes go in DeleteObjects
+calls of up to 1,000 keys; each key's error is reported on its own. Throttling (503 SlowDown)
+and transient errors are retried by botocore, as the client's ``retries`` configuration says
+(``AWS_RETRY_MODE``, ``AWS_MAX_ATTEMPTS``): nothing here retries by hand. The storage's marker
+lives here too; the quarantine on S3 is ``s3_quarantine.py``.
+"""
+
+import logging
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ...paths import UPLOADS_PREFIX, in_uploads, is_layout_entry, object_key_prefix
+from ..batches import batched
+from .base import (
+    KEPT_LAYOUT_ENTRY,
+    MARKER_NAME,
+    NOT_A_PLAIN_NAME,
+    Deletion,
+    LocationMissing,
+    Marker,
+    StorageUnavailable,
+    StoredFile,
+)
+
+logger = logging.getLogger(__name__)
+
+# The most keys S3 returns in one ListObjectsV2 page and accepts in one DeleteObjects call.
+PAGE_SIZE = 1000
+# What S3 answers for a key that is not there.
+NOT_FOUND = ("404", "NoSuchKey", "NotFound")
+
+
+def is_object_name(name):
+    """Return True for a key under ``uploads/`` that Django's storage could have written.
+
+    Such a name is plain (``paths.in_uploads``) and names an object, not a folder marker that a
+    console leaves (a key ending in ``/``), which the storage never writes.
+    """
+    return in_uploads(name) and not name.endswith("/")
+
+
+def error_code(exc):
+    """Return the error code of a botocore ``ClientError`` ("NoSuchKey", "404"...)."""
+    return exc.response.get("Error", {}).get("Code")
+
+
+class S3Walker:
+    """Walk ``uploads/`` of a bucket page by page, and delete in batches; ``AWS_LOCATION`` respected.
+
+    Keys that Django's storage could not have written (folder markers ending in ``/``, names
+    such as ``uploads//x``) are left alone: the storage would normalise them to another key.
+    """
+
+    def __init__(self, storage):
+        self.client = storage.connection.meta.client
+        self.bucket = storage.bucket_name
+        self.key_prefix = object_key_prefix(storage)
+        self.unreadable_names = 0  # S3 keys are always valid UTF-8
+        self.errors = []
+
+    def iter_files(self):
+        """Yield every object under ``uploads/`` as a ``StoredFile``, in byte order of names."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket,
+            Prefix=self.key_prefix + UPLOADS_PREFIX,
+            PaginationConfig={"PageSize": PAGE_SIZE},
+        )
+        try:
+            for page in pages:
+                for entry in page.get("Contents", ()):
+                    name = entry["Key"][len(self.key_prefix) :]
+                    if not is_object_name(name):
+                        if not name.endswith("/"):  # a console's folder marker is no stray key
+                            logger.warning("Leaving alone %r: not a name the storage would write", name)
+                        continue
+                    yield StoredFile(name, size=entry["Size"], modified=entry["LastModified"].timestamp())
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageUnavailable(
+                f"cannot list s3://{self.bucket}/{self.key_prefix}{UPLOADS_PREFIX}: {exc}"
+            ) from exc
+
+    def delete(self, files):
+        """Delete the files in DeleteObjects calls of up to 1,000 keys; yield ``(file, outcome, detail)``.
+
+        S3 reports a key that was already gone as deleted, so ``Deletion.GONE`` never comes from here.
+        """
+        for batch in batched(files, PAGE_SIZE):
+            yield from self._delete_batch(batch)
+
+    def _delete_batch(self, batch):
+        keyed = []
+        for stored in batch:
+            if not is_object_name(stored.name):
+                yield stored, Deletion.FAILED, NOT_A_PLAIN_NAME
+            elif is_layout_entry(stored.name):
+                yield stored, Deletion.FAILED, KEPT_LAYOUT_ENTRY
+            else:
+                keyed.append((self.key_prefix + stored.name, stored))
+        if not keyed:
+            return
+        try:
+            response = self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": key} for key, _ in keyed]}
+            )
+        except (BotoCoreError, ClientError) as exc:
+            # The retries are spent (or the request cannot succeed): the whole batch failed.
+            for _, stored in keyed:
+                yield stored, Deletion.FAILED, f"{type(exc).__name__}: {exc}"
+            return
+        failures = {
+            error["Key"]: f"{error.get('Code', 'Error')}: {error.get('Message', '')}"
+            for error in response.get("Errors", ())
+        }
+        deleted = {entry["Key"] for entry in response.get("Deleted", ())}
+        for key, stored in keyed:
+            if key in failures:
+                yield stored, Deletion.FAILED, failures[key]
+            elif key in deleted:
+                yield stored, Deletion.DELETED, ""
+            else:
+                yield stored, Deletion.FAILED, "the server did not report the key as deleted"
+
+
+class S3MarkerStore:
+    """The marker of a bucket (under ``AWS_LOCATION``, when set)."""
+
+    setting = "AWS_STORAGE_BUCKET_NAME"
+
+    def __init__(self, storage):
+        self.client = storage.connection.meta.client
+        self.bucket = storage.bucket_name
+        self.key = object_key_prefix(storage) + MARKER_NAME
+
+    def describe(self):
+        """Return the storage's name for messages."""
+        return f"bucket s3://{self.bucket}"
+
+    def read(self):
+        """Return the marker, or None when there is none; raise ``LocationMissing`` without the bucket."""
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key)["Body"].read()
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchBucket":
+                raise LocationMissing from None
+            if error_code(exc) in NOT_FOUND:
+                return None
+            raise StorageUnavailable(f"cannot read s3://{self.bucket}/{self.key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"cannot read s3://{self.bucket}/{self.key}: {exc}") from exc
+        return Marker.parse(body, f"s3://{self.bucket}/{self.key}")
+
+    def write(self, marker):
+        """Write the marker, replacing any other."""
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self.key, Body=marker.dumps())
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageUnavailable(f"cannot write s3://{self.bucket}/{self.key}: {exc}") from exc
