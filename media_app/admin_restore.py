@@ -1,8 +1,10 @@
 """Take a run back from the admin: a preview of the restore, then its confirmation.
 
-Both call ``restore_run()``, the engine's entry point for restores. A restore is as large as
-what one run removed, so it runs within the request; ``manage.py restore_media`` does the same
-from a shell. Only users who may add media may restore; only POST restores (CSRF-protected).
+The preview reads the run's manifest only (``preview_run()``); the confirmation calls
+``restore_run()``, the entry point for restores, which asks the storage about each item. A
+restore is as large as what one run removed, so it runs within the request; ``manage.py
+restore_media`` does the same from a shell. Only users who may add media may restore; only POST
+restores (CSRF-protected).
 """
 
 from django.contrib import messages
@@ -11,9 +13,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from .cleanup.backends import backend_for
-from .cleanup.backends.base import QuarantineError, StorageUnavailable, UnreadableRun
-from .cleanup.restore import RestoreStatus, restore_run
+from .cleanup.restore import RestoreStatus, preview_run, restore_run
 
 
 class RestorePages:
@@ -36,7 +36,7 @@ class RestorePages:
             level = messages.SUCCESS if result.status == RestoreStatus.OK else messages.WARNING
             self.message_user(request, restore_message(result), level)
             return redirect("admin:media_app_cleanuprun_report", run_id=run_id)
-        preview = restore_run(run_id, dry_run=True)
+        preview = preview_run(run_id)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -58,13 +58,3 @@ def restore_message(result):
     if result.skipped_items:
         text += " " + "; ".join(f"{item['name']}: {item['reason']}" for item in result.skipped_items[:3])
     return f"{text} {result.message}".strip()
-
-
-def is_restorable(run_id):
-    """Return True when the quarantine still holds the run, readable or not (the restore page says)."""
-    try:
-        return backend_for().quarantine().run(str(run_id)) is not None
-    except UnreadableRun:
-        return True
-    except (QuarantineError, StorageUnavailable, OSError):
-        return False

@@ -21,7 +21,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from . import conf
-from .admin_restore import is_restorable
 from .background_runs import log_excerpt, process_alive, start_cleanup_process
 from .cleanup.result import FIGURES, summary
 from .durations import duration_text, parse_duration
@@ -157,7 +156,7 @@ class SweepPages:
             "can_restore": run is not None
             and not run.dry_run
             and request.user.has_perm("media_app.add_media")
-            and is_restorable(run_id),
+            and run.restorable,
             "log_file": conf.log_file(),
             "log_excerpt": log_excerpt(run_id) if did_not_start or is_dead(run) else [],
             "took": readable_duration(run.duration_seconds)

@@ -140,6 +140,9 @@ class CleanupRun(models.Model):
     host = models.CharField(max_length=255, blank=True)
     pid = models.PositiveIntegerField(null=True, blank=True)
     message = models.TextField(blank=True)
+    # Known when the run ends (it quarantined something) and cleared when its quarantine is
+    # purged, so that the admin never asks the storage to offer a restore.
+    restorable = models.BooleanField(default=False)
 
     records_checked = models.PositiveBigIntegerField(default=0)
     files_checked = models.PositiveBigIntegerField(default=0)

@@ -509,7 +509,9 @@ def test_a_runs_report_offers_restore_and_the_preview_changes_nothing(client, qu
     preview = client.get(reverse("admin:media_app_cleanuprun_restore", args=[run_id])).content.decode()
 
     assert reverse("admin:media_app_cleanuprun_restore", args=[run_id]) in report
-    assert "would put back\n      <strong>1</strong> files and re-create <strong>1</strong>" in preview
+    assert (
+        "removed <strong>1</strong>\n      file and <strong>1</strong>\n      row, as its manifest" in preview
+    )
     assert not path.exists() and not Media.objects.filter(pk=orphan.pk).exists()
 
 

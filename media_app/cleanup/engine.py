@@ -147,6 +147,7 @@ class Sweep:
         removal = Removal(
             self.result,
             options,
+            history=self.history,
             walker=self.walker,
             quarantine=quarantine,
             database=binding.database,

@@ -70,6 +70,7 @@ class RunHistory:
             "message": self.result.message,
             "errors": self.result.errors,
             "sample": self.result.sample,
+            "restorable": self.result.restorable,
         }
         for attempt in (1, 2):
             try:
@@ -80,6 +81,10 @@ class RunHistory:
                 connections[self.using].close()
                 if attempt == 2:
                     logger.error("Could not record the run's end in the history: %s", exc)
+
+    def forget_quarantine(self, run_id):
+        """Record that a run's quarantine was purged: it can no longer be restored."""
+        self._runs().filter(pk=run_id).update(restorable=False)
 
     def purge(self):
         """Delete history rows older than ``MEDIA_CLEANUP_HISTORY_DAYS``; return how many."""

@@ -25,9 +25,12 @@ PAGE_SIZE = 1000
 class Removal:
     """Remove one run's orphaned rows and files, and purge its database's expired quarantined runs."""
 
-    def __init__(self, result, options, *, walker, quarantine, database, owner_types, lock, pacing, item):
+    def __init__(
+        self, result, options, *, history, walker, quarantine, database, owner_types, lock, pacing, item
+    ):
         self.result = result
         self.options = options
+        self.history = history
         self.walker = walker
         self.quarantine = quarantine  # None when removed files are deleted at once
         self.database = database
@@ -114,6 +117,7 @@ class Removal:
         """Write a manifest part before its batch is carried out, opening the run's quarantine."""
         if not self.quarantine_parts:
             self.quarantine.begin(self.result.run_id, self.options.now, database=self.database)
+            self.result.restorable = True
         self.quarantine_parts += 1
         self.quarantine.record(self.result.run_id, self.quarantine_parts, entries)
 
@@ -153,6 +157,8 @@ class Removal:
                 self.result.add_error(f"quarantine: cannot purge run {run_id}: {one_line(exc)}")
                 logger.error("Cannot purge quarantined run %s: %s", run_id, one_line(exc))
                 continue
+            if not options.dry_run:
+                self.history.forget_quarantine(run_id)
             self.result.purged_runs += 1
             self.result.purged_bytes += size
             self.result.bytes_freed += size

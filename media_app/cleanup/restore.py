@@ -13,6 +13,7 @@ import dataclasses
 import itertools
 import logging
 import uuid
+from contextlib import contextmanager
 from datetime import datetime
 
 from django.apps import apps
@@ -169,28 +170,69 @@ def restore_run(run_id, *, dry_run=False, using=DEFAULT_DB_ALIAS, storage=None):
 
 def restore_locked(result, storage, *, using, dry_run):
     """Restore ``result.run_id`` under the lock, recording the outcome in ``result``."""
-    run_id = result.run_id
-    try:
+    with failures_recorded(result):
         binding = Binding(storage, using)
         binding.check()
         quarantine = backend_for(storage).quarantine()
-        run = quarantine.run(run_id)
-        if run is None:
-            known = CleanupRun.objects.using(using).filter(pk=run_id).exists()
-            result.status = RestoreStatus.PURGED if known else RestoreStatus.UNKNOWN
-            result.message = (
-                f"run {run_id} is in the history, but its quarantine was purged: nothing to restore"
-                if known
-                else f"no run {run_id} in the quarantine or the history"
-            )
-            return
-        if not own_runs({run_id: run}, binding.database, using):
-            raise StorageRefused(
-                f"run {run_id} was quarantined by database {run.meta.get('database', '(unknown)')}, "
-                f"not by this database ({binding.database}): restore it with that database's "
-                "settings; check DATABASE_URL and the quarantine's settings. Nothing was restored"
-            )
-        Restore(result, quarantine, storage, using=using, dry_run=dry_run).run()
+        if find_run(result, quarantine, binding.database, using):
+            Restore(result, quarantine, storage, using=using, dry_run=dry_run).run()
+
+
+def preview_run(run_id, *, using=DEFAULT_DB_ALIAS, storage=None):
+    """Return what a restore of ``run_id`` would try, read from the run's manifest alone.
+
+    Nothing is locked, and the storage is not asked whether each file is free or each owner is
+    back: the restore itself checks every item. ``restored_files`` and ``restored_records``
+    count the manifest's entries; a malformed line is a skipped item, as in a restore.
+    """
+    try:
+        run_id = parse_run_id(run_id)
+    except ValueError as exc:
+        return RestoreResult(str(run_id), dry_run=True, status=RestoreStatus.UNKNOWN, message=str(exc))
+    result = RestoreResult(run_id=run_id, dry_run=True)
+    with failures_recorded(result):
+        quarantine = backend_for(storage).quarantine()
+        if find_run(result, quarantine, DatabaseIdentity.current(using), using):
+            for line in quarantine.entries(run_id):
+                if line.entry is None:
+                    result.skip("manifest", line.where, line.problem)
+                elif line.entry["kind"] == "file":
+                    result.restored_files += 1
+                else:
+                    result.restored_records += 1
+    if result.status == RestoreStatus.OK and result.skipped:
+        result.status = RestoreStatus.PARTIAL
+    return result
+
+
+def find_run(result, quarantine, database, using):
+    """Return this database's quarantined run ``result.run_id``, or None, saying why in ``result``."""
+    run_id = result.run_id
+    run = quarantine.run(run_id)
+    if run is None:
+        known = CleanupRun.objects.using(using).filter(pk=run_id).exists()
+        result.status = RestoreStatus.PURGED if known else RestoreStatus.UNKNOWN
+        result.message = (
+            f"run {run_id} is in the history, but its quarantine was purged: nothing to restore"
+            if known
+            else f"no run {run_id} in the quarantine or the history"
+        )
+        return None
+    if not own_runs({run_id: run}, database, using):
+        raise StorageRefused(
+            f"run {run_id} was quarantined by database {run.meta.get('database', '(unknown)')}, "
+            f"not by this database ({database}): restore it with that database's "
+            "settings; check DATABASE_URL and the quarantine's settings. Nothing was restored"
+        )
+    return run
+
+
+@contextmanager
+def failures_recorded(result):
+    """Record the trouble a restore (or its preview) can meet in ``result``, in one line each."""
+    run_id = result.run_id
+    try:
+        yield
     except StorageRefused as exc:
         result.status = RestoreStatus.REFUSED
         result.message = f"refused: {exc}."

@@ -84,6 +84,8 @@ class CleanupResult(Figures):
     sample: dict = dataclasses.field(default_factory=dict)
     duration_seconds: float = 0.0
     message: str = ""
+    # True once the run opened its quarantine: ``restore_media`` can take it back.
+    restorable: bool = False
     # Conditions met during the run; ``status`` picks the one that wins.
     conditions: set = dataclasses.field(default_factory=set)
 
