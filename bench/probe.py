@@ -3,8 +3,7 @@
 ``python -m bench.probe TASK [ARGS...]`` with TASK one of: ``walk`` (loads no Django), ``startup``,
 ``rows``, ``batched``, ``per-item SAMPLE``, or ``command NAME [OPTIONS...]``, which runs a management
 command exactly as ``manage.py`` does. Queries are the SQL statements sent through Django's cursors
-of every connection; pages are the chunks of rows Django fetched from them (on PostgreSQL each
-page of a server-side cursor is a round trip of its own, a ``FETCH``).
+of every connection, counted by Django's public ``execute_wrappers`` hook.
 """
 
 import glob
@@ -15,16 +14,8 @@ import threading
 
 
 def count_queries(report):
-    """Count the statements every connection of this process executes, and the pages of rows fetched."""
+    """Count the statements every connection of this process executes."""
     from django.db.backends.signals import connection_created
-    from django.db.models.sql import compiler
-
-    cursor_iter = compiler.cursor_iter
-
-    def counted_cursor_iter(*args, **kwargs):
-        for rows in cursor_iter(*args, **kwargs):
-            report["pages"] += 1
-            yield rows
 
     def counter(execute, sql, params, many, context):
         report["queries"] += 1
@@ -35,8 +26,6 @@ def count_queries(report):
             connection.execute_wrappers.append(counter)
 
     connection_created.connect(install, weak=False)
-    # Every chunk of every queryset's rows passes through this module-level helper.
-    compiler.cursor_iter = counted_cursor_iter
 
 
 def watch_children_memory(report, interval=0.01):
@@ -144,7 +133,7 @@ def peak_rss_mib(pid="self"):
 
 
 def main(argv):
-    report = {"queries": 0, "pages": 0}
+    report = {"queries": 0}
     try:
         code = run_task(argv[0], argv[1:], report)
     finally:
