@@ -13,6 +13,7 @@ from datetime import timedelta
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.db import DEFAULT_DB_ALIAS
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -22,6 +23,7 @@ from django.views.decorators.http import require_POST
 
 from . import conf
 from .background_runs import log_excerpt, process_alive, start_cleanup_process
+from .cleanup.history import announce
 from .cleanup.result import FIGURES, summary
 from .durations import duration_text, parse_duration
 from .models import CleanupRun
@@ -201,9 +203,11 @@ def notice_death(run):
     updated = CleanupRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
         status=Status.INTERRUPTED, finished_at=timezone.now(), message=message
     )
+    run = CleanupRun.objects.get(pk=run.pk)
     if updated:
         logger.warning("Cleanup run %s: %s", run.pk, message)
-    return CleanupRun.objects.get(pk=run.pk)
+        announce(run, DEFAULT_DB_ALIAS)
+    return run
 
 
 def readable_duration(seconds):

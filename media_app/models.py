@@ -161,6 +161,11 @@ class CleanupRun(models.Model):
     purged_runs = models.PositiveIntegerField(default=0)
     purged_bytes = models.PositiveBigIntegerField(default=0)
     error_count = models.PositiveBigIntegerField(default=0)
+    # The storage as the run listed it (files under uploads/, young ones included) and what the
+    # quarantine held at its end: the trend the admin charts and the metrics export.
+    storage_files = models.PositiveBigIntegerField(default=0)
+    storage_bytes = models.PositiveBigIntegerField(default=0)
+    quarantine_bytes = models.PositiveBigIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)
     sample = models.JSONField(default=dict, blank=True)
 

@@ -744,3 +744,21 @@ def test_a_long_extension_in_any_script_gets_the_type_error_not_a_crash(admin_cl
     assert response.status_code == 200
     assert "This file is not an allowed type" in response.content.decode()
     assert not tour.media.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_the_report_finds_interrupted_is_announced(admin_client, background_runs):
+    from media_app.cleanup.history import run_ended
+
+    run = history_row(status="running", host=socket.gethostname(), pid=ended_process_id())
+    seen = []
+    run_ended.connect(
+        lambda sender, run, **kwargs: seen.append((run.pk, run.status)), weak=False, dispatch_uid="t"
+    )
+    try:
+        report(admin_client, run.pk)
+        report(admin_client, run.pk)  # announced once, when it was found
+    finally:
+        run_ended.disconnect(dispatch_uid="t")
+
+    assert seen == [(run.pk, "interrupted")]

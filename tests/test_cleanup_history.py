@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from media_app.cleanup.engine import run_cleanup
+from media_app.cleanup.history import run_ended
 from media_app.cleanup.result import FIGURES
 from media_app.models import CleanupRun
 from tests import factories
@@ -84,3 +85,50 @@ def test_the_row_holds_the_results_figures_and_the_options_as_given(media_root, 
         "rate": None,
         "purge_quarantine": True,
     }
+
+
+# -- run_ended: what the alerts and the metrics listen to --------------------------------------------
+
+
+@pytest.fixture
+def ended():
+    """Collect the runs ``run_ended`` announces, as ``(id, status)``, while the test runs."""
+    seen = []
+
+    def listen(sender, run, using, **kwargs):
+        seen.append((str(run.pk), run.status))
+
+    run_ended.connect(listen, dispatch_uid="test-listener")
+    yield seen
+    run_ended.disconnect(dispatch_uid="test-listener")
+
+
+def test_each_run_is_announced_once_its_end_is_recorded(media_root, ended):
+    dry = run_cleanup(dry_run=True)
+    real = run_cleanup()
+
+    assert ended == [(dry.run_id, "ok"), (real.run_id, "ok")]
+
+
+def test_a_run_found_interrupted_is_announced_too(media_root, ended):
+    killed = CleanupRun.objects.create(status="running", started_at=timezone.now() - timedelta(hours=1))
+
+    result = run_cleanup()
+
+    assert ended == [(str(killed.pk), "interrupted"), (result.run_id, "ok")]
+
+
+def test_a_listener_that_fails_is_one_log_line_and_changes_nothing(media_root, caplog):
+    def broken(sender, **kwargs):
+        raise ConnectionRefusedError("[Errno 111] Connection refused\nby the mail server")
+
+    run_ended.connect(broken, dispatch_uid="test-broken")
+    try:
+        result = run_cleanup()
+    finally:
+        run_ended.disconnect(dispatch_uid="test-broken")
+
+    assert (result.status, result.exit_code, CleanupRun.objects.get().status) == ("ok", 0, "ok")
+    (logged,) = [record for record in caplog.records if "listener of the run's end" in record.getMessage()]
+    assert logged.exc_info is None and "\n" not in logged.getMessage()
+    assert "ConnectionRefusedError: [Errno 111] Connection refused by the mail server" in logged.getMessage()

@@ -1,4 +1,9 @@
-"""The run history: each run's ``CleanupRun`` row, written at its start, as it goes and at its end."""
+"""The run history: each run's ``CleanupRun`` row, written at its start, as it goes and at its end.
+
+``run_ended`` is sent once a run's end is recorded, and for each run found ``interrupted``
+(killed before it could record its end): the alerts and the metrics listen to it, so that the
+sweep knows nothing of them.
+"""
 
 import logging
 import os
@@ -6,6 +11,7 @@ import socket
 from datetime import timedelta
 
 from django.db import DatabaseError, connections
+from django.dispatch import Signal
 from django.utils import timezone
 
 from .. import conf
@@ -13,6 +19,10 @@ from ..models import CleanupRun
 from .result import Status
 
 logger = logging.getLogger(__name__)
+
+# Sent with ``run`` (the ``CleanupRun`` row as recorded) and ``using`` (its database alias).
+run_ended = Signal()
+INTERRUPTED_MESSAGE = "stopped before it finished (killed, or its host went away)"
 
 
 class RunHistory:
@@ -44,17 +54,13 @@ class RunHistory:
     def start(self):
         """Record the run as running, and any other running run as interrupted."""
         # Holding the lock, any other "running" row belongs to a run that died midway.
-        interrupted = (
-            self._runs()
-            .filter(status=Status.RUNNING)
-            .update(
-                status=Status.INTERRUPTED,
-                message="stopped before it finished (killed, or its host went away)",
-            )
-        )
-        if interrupted:
-            logger.warning("Marked %d earlier run(s) as interrupted", interrupted)
+        running = list(self._runs().filter(status=Status.RUNNING).values_list("pk", flat=True))
+        if running:
+            self._runs().filter(pk__in=running).update(status=Status.INTERRUPTED, message=INTERRUPTED_MESSAGE)
+            logger.warning("Marked %d earlier run(s) as interrupted", len(running))
         self._runs().create(**self.fields, status=Status.RUNNING)
+        for run in self._runs().filter(pk__in=running):
+            announce(run, self.using)
 
     def progress(self):
         """Record the figures so far."""
@@ -75,12 +81,15 @@ class RunHistory:
         for attempt in (1, 2):
             try:
                 self._runs().filter(pk=self.result.run_id).update(**values)
-                return
+                run = self._runs().get(pk=self.result.run_id)
             except DatabaseError as exc:
                 # The connection may have died with the run: reconnect once.
                 connections[self.using].close()
                 if attempt == 2:
                     logger.error("Could not record the run's end in the history: %s", exc)
+            else:
+                announce(run, self.using)
+                return
 
     def forget_quarantine(self, run_id):
         """Record that a run's quarantine was purged: it can no longer be restored."""
@@ -91,3 +100,15 @@ class RunHistory:
         cutoff = self.now - timedelta(days=conf.history_days())
         deleted, _ = self._runs().filter(started_at__lt=cutoff).exclude(pk=self.result.run_id).delete()
         return deleted
+
+
+def announce(run, using):
+    """Send ``run_ended`` for a run whose end is recorded; a listener's failure is logged, never raised."""
+    for receiver, response in run_ended.send_robust(sender=CleanupRun, run=run, using=using):
+        if isinstance(response, Exception):
+            logger.error(
+                "A listener of the run's end (%s) failed: %s: %s",
+                getattr(receiver, "__qualname__", receiver),
+                type(response).__name__,
+                " ".join(str(response).split()),
+            )

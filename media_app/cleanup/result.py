@@ -69,6 +69,9 @@ class Figures:
     purged_runs: int = 0
     purged_bytes: int = 0
     error_count: int = 0
+    storage_files: int = 0
+    storage_bytes: int = 0
+    quarantine_bytes: int = 0
 
 
 FIGURES = tuple(field.name for field in dataclasses.fields(Figures))
