@@ -31,6 +31,8 @@ MAX_VALUE_TICKS = 4
 MAX_DAY_TICKS = 5
 DAY_STEPS = (1, 2, 7, 14, 28, 56, 91, 182, 364)
 MARKER_SIZE = 4
+# Past this many points a line's dots touch: the line alone reads as well, in a smaller page.
+MAX_DOTS = 120
 # The width of a date such as "27 Nov" in the charts' font.
 DATE_WIDTH = 34
 
@@ -261,7 +263,7 @@ def on_line(timeline, line):
 
 
 def draw_series(timeline, kind, line, y, colour, dashes):
-    """Return the line joining the series' unmarked points, and a dot with a tooltip on each."""
+    """Return the line joining the series' unmarked points, and, when they are few, a dot on each."""
     points = on_line(timeline, line)
     path = format_html(
         '<polyline fill="none" stroke="{}" stroke-width="1.5" stroke-dasharray="{}" points="{}"/>',
@@ -269,6 +271,8 @@ def draw_series(timeline, kind, line, y, colour, dashes):
         dashes or "none",
         " ".join(point(timeline.x(moment), y(value)) for moment, value in points),
     )
+    if len(points) > MAX_DOTS:
+        return path
     dots = format_html_join(
         "",
         '<circle cx="{}" cy="{}" r="2" fill="{}"><title>{}: {} {}</title></circle>',

@@ -12,6 +12,7 @@ from media_app.charts import (
     HEIGHT,
     LEFT,
     MAX_DAY_TICKS,
+    MAX_DOTS,
     PLOT_HEIGHT,
     TOP,
     WIDTH,
@@ -100,6 +101,15 @@ def test_a_hundred_runs_over_ninety_days_stay_readable():
     assert len(value_labels(chart)) <= 6
     assert "100 runs from 30 Aug 2026 to 27 Nov 2026: files from 1,000 to 1,990." in chart.description
     assert chart.description.startswith("Latest run, 27 Nov 2026 16:00: files 1,990.")
+
+
+def test_a_line_of_many_points_leaves_out_its_dots():
+    times = [NOW - timedelta(hours=2 * index) for index in reversed(range(MAX_DOTS + 1))]
+
+    chart = line_chart(timeline(times), "files", "Files", Kind.COUNT, [Series("files", (7,) * len(times))])
+
+    (points,) = line_points(chart)
+    assert len(points) == MAX_DOTS + 1 and found(chart, "circle") == []
 
 
 def test_no_runs_draw_an_empty_frame_and_say_so():
