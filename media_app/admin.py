@@ -6,6 +6,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
+from .admin_charts import RunCharts
 from .admin_restore import RestorePages
 from .admin_sweep import SweepPages, readable_duration
 from .cleanup.engine import run_cleanup
@@ -132,7 +133,7 @@ def selection_level(result):
 
 
 @admin.register(CleanupRun)
-class CleanupRunAdmin(RestorePages, SweepPages, admin.ModelAdmin):
+class CleanupRunAdmin(RunCharts, RestorePages, SweepPages, admin.ModelAdmin):
     """The sweep's run history: read-only, since every row is a record of what happened."""
 
     list_display = [
@@ -150,7 +151,7 @@ class CleanupRunAdmin(RestorePages, SweepPages, admin.ModelAdmin):
         "duration",
     ]
     list_filter = ["status", "trigger", "dry_run"]
-    change_list_template = "admin/media_app/change_list_with_sweep.html"
+    change_list_template = "admin/media_app/cleanuprun/change_list.html"
     date_hierarchy = "started_at"
 
     @admin.display(description="duration", ordering="duration_seconds")

@@ -5,6 +5,7 @@ import sys
 import time
 import unicodedata
 import uuid
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -12,6 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
+from media_app.admin_charts import run_charts
 from media_app.admin_sweep import START_TIMEOUT, readable_duration
 from media_app.cleanup.result import summary
 from media_app.models import CleanupRun, Media
@@ -762,3 +764,128 @@ def test_a_run_the_report_finds_interrupted_is_announced(admin_client, backgroun
         run_ended.disconnect(dispatch_uid="t")
 
     assert seen == [(run.pk, "interrupted")]
+
+
+# -- the charts atop the run history ---------------------------------------------------------------
+
+CHANGELIST = "admin:media_app_cleanuprun_changelist"
+
+
+def charts_html(response):
+    """Return the charts' part of the run history's page."""
+    html = response.content.decode()
+    start = html.index('<details class="run-charts"')
+    return html[start : html.index("</details>", start) + len("</details>")]
+
+
+def days_ago(days):
+    return timezone.now() - timedelta(days=days)
+
+
+@pytest.fixture
+def history_of_runs(settings):
+    """Real runs within a 30-day retention, and the runs the charts leave out, each with its own figure."""
+    settings.MEDIA_CLEANUP_HISTORY_DAYS = 30
+    charted = [
+        history_row(trigger="cron", started_at=days_ago(3), storage_files=1234, duration_seconds=12.0),
+        history_row(trigger="cron", started_at=days_ago(2), status="failed", storage_files=0),
+        history_row(trigger="cron", started_at=days_ago(1), status="refused", storage_files=1250),
+        history_row(trigger="cron", started_at=days_ago(0.5), storage_files=1300, duration_seconds=14.0),
+    ]
+    left_out = {
+        "older than the retention": history_row(started_at=days_ago(31), storage_files=9991),
+        "a preview": history_row(dry_run=True, started_at=days_ago(1), storage_files=7777),
+        "found the lock held": history_row(status="locked", started_at=days_ago(1), storage_files=9992),
+        "still running": history_row(status="running", started_at=days_ago(0.1), storage_files=9993),
+        "the action on a selection": history_row(
+            started_at=days_ago(1), storage_files=9994, options={"media_ids": 2}
+        ),
+    }
+    return charted, left_out
+
+
+def test_the_history_opens_with_charts_of_its_real_runs_in_the_retention(admin_client, history_of_runs):
+    charts = charts_html(admin_client.get(reverse(CHANGELIST)))
+
+    assert charts.count('<figure class="chart"') == 7
+    assert "Real runs of the last 30 days: 4 charted" in charts
+    assert "Latest run" in charts and "files under uploads/ 1,300" in charts
+    assert "1,234" in charts and "run refused by the safety cap" in charts and "run failed" in charts
+    assert not re.search(r"9,99\d|7,777", charts)
+
+
+def test_the_dry_run_filter_charts_the_previews_instead(admin_client, history_of_runs):
+    previews = charts_html(admin_client.get(reverse(CHANGELIST), {"dry_run__exact": "1"}))
+    real_ok = charts_html(admin_client.get(reverse(CHANGELIST), {"status__exact": "ok"}))
+
+    assert "Previews of the last 30 days: 1 charted" in previews
+    assert "7,777" in previews and "1,300" not in previews
+    # The other filters narrow the list, not the trend: a failed run stays marked.
+    assert "run failed" in real_ok and "4 charted" in real_ok
+
+
+def test_without_runs_the_history_says_so_in_words(admin_client):
+    charts = charts_html(admin_client.get(reverse(CHANGELIST)))
+
+    assert "No real runs in the last 90 days: nothing to chart yet." in charts
+    assert 'class="chart"' not in charts
+
+
+def test_a_retention_of_zero_days_charts_the_last_day(admin_client, settings):
+    settings.MEDIA_CLEANUP_HISTORY_DAYS = 0
+    history_row(started_at=days_ago(0.5), storage_files=42)
+    history_row(started_at=days_ago(2), storage_files=43)
+
+    charts = charts_html(admin_client.get(reverse(CHANGELIST)))
+
+    assert "Real runs of the last 1 day: 1 charted" in charts and "files under uploads/ 42" in charts
+
+
+def test_the_charts_take_one_query_however_many_runs(
+    admin_client, rf, django_assert_num_queries, django_assert_max_num_queries
+):
+    history_row(started_at=days_ago(1))
+    with django_assert_max_num_queries(30) as one_run:
+        admin_client.get(reverse(CHANGELIST))
+    for day in range(60):
+        history_row(started_at=days_ago(day + 0.5), status=["ok", "failed", "errors"][day % 3])
+
+    with django_assert_num_queries(1):
+        context = run_charts(rf.get(reverse(CHANGELIST)))
+    with django_assert_max_num_queries(len(one_run.captured_queries)):
+        admin_client.get(reverse(CHANGELIST))
+
+    assert context["runs"] == 61 and len(context["charts"]) == 7
+
+
+def test_the_charts_need_no_inline_style_or_script(admin_client, history_of_runs):
+    charts = charts_html(admin_client.get(reverse(CHANGELIST)))
+
+    assert not re.search(r"style\s*=|<style|<script|\son\w+\s*=", charts, re.IGNORECASE)
+    assert "media_app/charts.css" in admin_client.get(reverse(CHANGELIST)).content.decode()
+
+
+def test_each_chart_is_labelled_for_screen_readers(admin_client, history_of_runs):
+    charts = charts_html(admin_client.get(reverse(CHANGELIST)))
+
+    for slug in ["storage-files", "storage-bytes", "found", "removed", "freed", "duration", "errors"]:
+        assert f'aria-labelledby="chart-{slug}-title chart-{slug}-desc"' in charts
+        assert f'<title id="chart-{slug}-title">' in charts and f'<desc id="chart-{slug}-desc">' in charts
+    assert "<figcaption>Files in storage</figcaption>" in charts
+
+
+def test_a_bad_filter_still_redirects_without_charts(admin_client, history_of_runs):
+    response = admin_client.get(reverse(CHANGELIST), {"no_such_field": "1"})
+
+    assert response.status_code == 302 and response.url.endswith("?e=1")
+
+
+def test_a_history_of_too_many_runs_charts_the_latest(admin_client, monkeypatch):
+    monkeypatch.setattr("media_app.admin_charts.MAX_RUNS", 3)
+    for day, files in enumerate([9991, 1201, 1202, 1203]):
+        history_row(started_at=days_ago(4 - day), storage_files=files)
+
+    charts = charts_html(admin_client.get(reverse(CHANGELIST)))
+
+    assert "the latest 3 charted, older ones left out" in charts
+    assert "files under uploads/ from 1,201 to 1,203" in charts and "9,991" not in charts
