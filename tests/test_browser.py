@@ -8,11 +8,13 @@ run leaves the working copy as it was.
 import os
 import re
 import tempfile
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
+from django.utils import timezone
 from playwright.sync_api import expect, sync_playwright
 
 from media_app.models import CleanupRun, Media
@@ -224,3 +226,93 @@ def test_a_staff_user_who_may_not_delete_media_is_refused(page, media_root):
     expect(page.locator("body")).to_contain_text("403 Forbidden")
     assert Media.objects.count() == 1 and not CleanupRun.objects.exists()
     screenshot(page, "07-refused", clip={"x": 0, "y": 0, "width": VIEWPORT["width"], "height": 120})
+
+
+# A strict policy, as a site would send it: no inline script or style, nothing from elsewhere.
+CONTENT_SECURITY_POLICY = "default-src 'self'"
+
+
+def sweep_history(days=30):
+    """Record a sweep a night for ``days`` nights, the storage growing, with one run of each marked kind."""
+    marked = {6: "failed", 13: "refused", 20: "interrupted"}
+    today = timezone.localdate()
+    for night in range(days):
+        started_at = datetime.combine(
+            today - timedelta(days=days - 1 - night), time(3), tzinfo=timezone.get_current_timezone()
+        )
+        status = marked.get(night, "errors" if night % 9 == 4 else "ok")
+        found = (night * 37 + 11) % 23 % 6 + 1
+        removed = 0 if status in ("refused", "failed") else found
+        figures = {
+            "storage_files": 0 if status == "failed" else 1180 + 3 * night - removed,
+            "storage_bytes": 0 if status == "failed" else (2300 + 11 * night) * 1024**2,
+            "quarantine_bytes": (40 + 3 * removed * (night % 7)) * 1024**2,
+            "orphaned_records": (night * 29 + 5) % 13 % 3,
+            "orphaned_files": 400 if status == "refused" else found,
+            "missing_files": 1 if night % 11 == 3 else 0,
+            "deleted_records": 0 if removed == 0 else (night * 29 + 5) % 13 % 3,
+            "deleted_files": removed,
+            "bytes_freed": removed * 2700 * 1024,
+            "error_count": {"errors": 2, "failed": 1}.get(status, 0),
+        }
+        CleanupRun.objects.create(
+            trigger="cron",
+            status=status,
+            started_at=started_at,
+            duration_seconds=None if status == "interrupted" else 40.0 + (night * 13) % 17,
+            **figures,
+        )
+        if night % 10 == 0:
+            CleanupRun.objects.create(
+                trigger="admin", status="ok", dry_run=True, started_at=started_at, **figures
+            )
+
+
+def test_the_run_history_opens_with_charts_that_keep_to_a_strict_content_security_policy(page, superuser):
+    sweep_history()
+    changelist = reverse("admin:media_app_cleanuprun_changelist")
+    # Chromium reports each violation on the console and as a securitypolicyviolation event.
+    console = []
+    page.on("console", lambda message: console.append(message.text))
+    page.add_init_script(
+        "window.violations = [];"
+        "document.addEventListener('securitypolicyviolation',"
+        " event => window.violations.push(event.violatedDirective + ' ' + event.blockedURI));"
+    )
+
+    def with_policy(route):
+        response = route.fetch()
+        route.fulfill(
+            response=response,
+            headers={**response.headers, "content-security-policy": CONTENT_SECURITY_POLICY},
+        )
+
+    log_in(page, superuser.username)
+    page.route(re.compile(re.escape(changelist) + r"(\?.*)?$"), with_policy)
+    response = page.goto(changelist)
+
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    expect(page.locator("#run-charts figure.chart")).to_have_count(7)
+    expect(page.locator("#run-charts summary")).to_contain_text("Real runs of the last 90 days: 30 charted")
+    # Named by its title and its description, which a screen reader reads out.
+    files = page.locator("#chart-storage-files svg[role=img]")
+    expect(files).to_be_visible()
+    expect(files).to_have_accessible_name(
+        re.compile(r"^Files in storage Latest run, .+: files under uploads/ 1,2\d\d\. 30 runs from ")
+    )
+    legend = page.locator("#chart-errors .chart-legend")
+    for words in ["errors", "run failed", "run refused by the safety cap", "run interrupted"]:
+        expect(legend).to_contain_text(words)
+    # The stylesheet applied: the charts share the width in columns.
+    assert (
+        page.locator("#run-charts .run-charts-grid").evaluate("grid => getComputedStyle(grid).display")
+        == "grid"
+    )
+    assert page.evaluate("window.violations") == []
+    assert [text for text in console if "Content Security Policy" in text] == []
+    bottom = page.locator("#run-charts").bounding_box()
+    screenshot(
+        page,
+        "08-run-history-charts",
+        clip={"x": 0, "y": 0, "width": VIEWPORT["width"], "height": bottom["y"] + bottom["height"] + 12},
+    )
