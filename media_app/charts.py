@@ -84,8 +84,10 @@ class Timeline:
 
     def x(self, moment):
         """Return the horizontal position of ``moment``."""
-        span = (self.end - self.start).total_seconds()
-        return LEFT + (moment - self.start).total_seconds() / span * PLOT_WIDTH
+        # Timestamps, since Python subtracts two times of one zone by their clocks, not across a
+        # daylight-saving change.
+        start = self.start.timestamp()
+        return LEFT + (moment.timestamp() - start) / (self.end.timestamp() - start) * PLOT_WIDTH
 
 
 @dataclass(frozen=True)

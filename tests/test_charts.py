@@ -14,6 +14,7 @@ from media_app.charts import (
     MAX_DAY_TICKS,
     MAX_DOTS,
     PLOT_HEIGHT,
+    PLOT_WIDTH,
     TOP,
     WIDTH,
     Kind,
@@ -270,3 +271,15 @@ def test_no_inline_style_or_script_anywhere():
 
     html = str(chart.svg) + "".join(str(swatch) for swatch, _ in chart.legend)
     assert not re.search(r"style\s*=|<style|<script|\son\w+\s*=", html)
+
+
+def test_a_daylight_saving_change_moves_no_point():
+    # Berlin's clocks went back an hour in the night to 25 Oct 2026: that day lasted 25 hours.
+    berlin = ZoneInfo("Europe/Berlin")
+    noon = datetime(2026, 10, 26, 11, 0, tzinfo=UTC)
+    times = (datetime(2026, 10, 24, 22, 0, tzinfo=UTC), noon)
+
+    span = Timeline(times, ("", ""), MARKERS, berlin, noon)
+
+    # From midnight of the 25th (22:00 UTC on the 24th) to midnight of the 27th: 49 hours.
+    assert span.x(noon) == pytest.approx(LEFT + 37 / 49 * PLOT_WIDTH)
