@@ -71,14 +71,17 @@ class Timeline:
 
     @property
     def first_day(self):
+        """Return the first day charted, in ``zone``."""
         return min([*self.times, self.now]).astimezone(self.zone).date()
 
     @property
     def start(self):
+        """Return the charts' left edge: the first day's midnight."""
         return datetime.combine(self.first_day, time.min, tzinfo=self.zone)
 
     @property
     def end(self):
+        """Return the charts' right edge: the midnight after today, or after the last point's day."""
         last_day = max([*self.times, self.now]).astimezone(self.zone).date()
         return datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=self.zone)
 
@@ -335,6 +338,7 @@ def marker_shape(marker, x, y, tooltip=""):
 
 
 def point(x, y):
+    """Return a point as SVG paths and polylines write it."""
     return f"{x:.1f},{y:.1f}"
 
 
@@ -356,6 +360,7 @@ def legend(timeline, series):
 
 
 def swatch_svg(content):
+    """Return a legend's small picture of a line or marker, hidden from screen readers (the words say it)."""
     return format_html(
         '<svg class="swatch" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 12" width="24" height="12" '
         'aria-hidden="true" focusable="false">{}</svg>',
