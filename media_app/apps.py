@@ -6,7 +6,12 @@ class MediaAppConfig(AppConfig):
     verbose_name = "Media"
 
     def ready(self):
-        from . import checks, signals
+        from . import checks, metrics, signals
+        from .cleanup.history import run_ended
+        from .models import CleanupRun
 
         signals.connect()
         checks.register()
+        run_ended.connect(
+            metrics.write_metrics_run_ended, sender=CleanupRun, dispatch_uid="write_metrics_run_ended"
+        )

@@ -75,6 +75,11 @@ def alert_after() -> timedelta:
     return _duration("MEDIA_CLEANUP_ALERT_AFTER")
 
 
+def metrics_file() -> str:
+    """Return the file each run writes its metrics to for Prometheus, or "" for none."""
+    return _setting("MEDIA_CLEANUP_METRICS_FILE")
+
+
 def log_file() -> Path:
     """Return the file that the cron job and the admin's runs append their output to."""
     return Path(_setting("MEDIA_CLEANUP_LOG_FILE"))

@@ -179,13 +179,17 @@ class Env:
             raise refusal(name, value, f"{accepts}{f' (not {refused[0]!r})' if refused else ''}")
         return items
 
-    def path(self, name, default, example):
-        """Return an absolute path: a relative one would change with the folder each process starts in."""
+    def path(self, name, default, example, suffix=""):
+        """Return an absolute path (ending with ``suffix``, when given).
+
+        A relative path would change with the folder each process starts in.
+        """
         value = self.raw(name)
         if value is None:
             return str(default)
-        if not os.path.isabs(value):
-            raise refusal(name, value, f"an absolute path, such as {example}")
+        if not (os.path.isabs(value) and value.endswith(suffix)):
+            ending = f" ending with {suffix}" if suffix else ""
+            raise refusal(name, value, f"an absolute path{ending}, such as {example}")
         return str(Path(value))
 
     def url(self, name, default, example):

@@ -262,6 +262,15 @@ MEDIA_CLEANUP_LOG_FILE = env.path(
 # `check --deploy` warns when the last successful real run is older than this (90s, 30m, 6h, 2d).
 MEDIA_CLEANUP_ALERT_AFTER = env.duration("MEDIA_CLEANUP_ALERT_AFTER", default="2d", allow_zero=False)
 
+# Metrics for Prometheus: each run writes node_exporter's textfile format to this file (a name
+# ending in .prom, all the textfile collector reads); empty: none.
+MEDIA_CLEANUP_METRICS_FILE = env.path(
+    "MEDIA_CLEANUP_METRICS_FILE",
+    default="",
+    example="/var/lib/node_exporter/textfile/media_cleanup.prom",
+    suffix=".prom",
+)
+
 # django-crontab finds the job at run time by a hash of its definition, schedule included, so the
 # definition is built only from the values above, which come from the environment or .env. The
 # line also passes the offsets it was converted with (schedule.WRITTEN_FOR): the run converts

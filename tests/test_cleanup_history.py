@@ -1,5 +1,6 @@
 """The run history: each run's ``CleanupRun`` row, written through ``run_cleanup()``."""
 
+import os
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from media_app.cleanup.history import run_ended
 from media_app.cleanup.result import FIGURES
 from media_app.models import CleanupRun
 from tests import factories
+from tests.backends import later
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -132,3 +134,60 @@ def test_a_listener_that_fails_is_one_log_line_and_changes_nothing(media_root, c
     (logged,) = [record for record in caplog.records if "listener of the run's end" in record.getMessage()]
     assert logged.exc_info is None and "\n" not in logged.getMessage()
     assert "ConnectionRefusedError: [Errno 111] Connection refused by the mail server" in logged.getMessage()
+
+
+# -- the storage's size: what each run listed under uploads/ ----------------------------------------
+
+
+def stored_under_uploads(backend):
+    """Return the files under uploads/ and their bytes as the storage itself tells them."""
+    if backend.name == "s3":
+        pages = backend.client.get_paginator("list_objects_v2").paginate(
+            Bucket=backend.bucket, Prefix="uploads/"
+        )
+        sizes = [entry["Size"] for page in pages for entry in page.get("Contents", ())]
+    else:
+        sizes = [
+            os.lstat(os.path.join(folder, name)).st_size
+            for folder, _, names in os.walk(backend.root / "uploads")
+            for name in names
+        ]
+    return len(sizes), sum(sizes)
+
+
+def test_each_run_records_the_files_and_bytes_it_listed_young_ones_included(backend):
+    factories.media(factories.tour(), content=b"a" * 300)
+    backend.put("uploads/guides/stray.jpg", b"b" * 50)
+    backend.put("uploads/drivers/2026/05/deep.pdf", b"c" * 7)
+    stored = stored_under_uploads(backend)
+
+    young = run_cleanup(dry_run=True)  # everything was written just now
+    real = run_cleanup(now=later())
+
+    assert stored == (3, 357) and young.young_files == 2 and real.deleted_files == 2
+    for run in CleanupRun.objects.all():
+        assert (run.storage_files, run.storage_bytes) == stored, run.dry_run
+
+
+def test_a_symlink_counts_its_own_size_and_a_linked_type_folder_its_files(media_root, outside_dir):
+    (outside_dir / "guides").mkdir()
+    (outside_dir / "guides/linked.jpg").write_bytes(b"g" * 40)
+    (outside_dir / "big.jpg").write_bytes(b"b" * 10_000)
+    factories.stray_file(media_root, "uploads/tours/old.jpg", b"t" * 9)
+    os.symlink(outside_dir / "guides", media_root / "uploads/guides")
+    os.symlink(outside_dir / "big.jpg", media_root / "uploads/tours/link.jpg")
+
+    result = run_cleanup(dry_run=True)
+
+    run = CleanupRun.objects.get(pk=result.run_id)
+    link = len(os.fsencode(outside_dir / "big.jpg"))  # a link's size is its target's path
+    assert (run.storage_files, run.storage_bytes) == (3, 40 + 9 + link)
+
+
+def test_a_run_on_the_admins_selection_lists_nothing_and_records_no_storage_size(media_root):
+    media = factories.media(factories.tour())
+
+    result = run_cleanup(media_ids=[media.pk])
+
+    run = CleanupRun.objects.get(pk=result.run_id)
+    assert (run.records_checked, run.storage_files, run.storage_bytes) == (1, 0, 0)

@@ -52,3 +52,32 @@ def test_only_the_symlinks_named_to_follow_are_walked_and_only_at_the_top(tmp_pa
         "linked/link-below",  # below the top, a symlink is never followed
         "not-named",
     ]
+
+
+def test_the_report_counts_each_file_listed_and_its_bytes_a_symlink_by_its_own_size(tmp_path, capsysbinary):
+    top, elsewhere = tmp_path / "top", tmp_path / "elsewhere"
+    (top / "tours/2019/empty").mkdir(parents=True)
+    (top / "tours/2019/a.jpg").write_bytes(b"a" * 1000)
+    (top / "tours/b.jpg").write_bytes(b"b" * 24)
+    elsewhere.mkdir()
+    (elsewhere / "big.jpg").write_bytes(b"c" * 10_000)
+    (elsewhere / "linked.jpg").write_bytes(b"d" * 5)
+    os.symlink(elsewhere / "big.jpg", top / "tours/link.jpg")
+    os.symlink(elsewhere, top / "guides")
+    with open(os.path.join(os.fsencode(top), b"tours/bad\xff.jpg"), "wb") as handle:
+        handle.write(b"e" * 7)  # not listed, so not counted
+
+    code = listing.main(["--follow=guides", str(top)])
+
+    out, err = capsysbinary.readouterr()
+    names = out.decode().split("\0")[:-1]
+    assert code == 0 and names == [
+        "guides/big.jpg",
+        "guides/linked.jpg",
+        "tours/2019/a.jpg",
+        "tours/b.jpg",
+        "tours/link.jpg",
+    ]
+    report = json.loads(err)
+    link_size = len(os.fsencode(elsewhere / "big.jpg"))  # the link's own size: its target's path
+    assert (report["files"], report["bytes"]) == (5, 10_000 + 5 + 1000 + 24 + link_size)

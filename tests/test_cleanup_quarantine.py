@@ -786,3 +786,62 @@ def test_a_run_that_cannot_be_purged_is_one_error_and_purged_by_a_later_sweep(sw
     assert run_id in runs and problems == [], "its meta.json goes last: the run is still listed"
     later_sweep = run_cleanup(now=swept["clock"] + timedelta(days=30), purge_quarantine=True)
     assert (later_sweep.status, later_sweep.purged_runs) == ("ok", 1)
+
+
+# -- quarantine_bytes: what the quarantine holds at a run's end ----------------------------------
+
+
+def quarantine_content(backend):
+    """Return the bytes of the files the quarantine holds as the storage tells them (manifests aside)."""
+    if backend.name == "s3":
+        pages = backend.client.get_paginator("list_objects_v2").paginate(
+            Bucket=backend.bucket, Prefix="quarantine/"
+        )
+        entries = [(entry["Key"], entry["Size"]) for page in pages for entry in page.get("Contents", ())]
+    else:
+        entries = [
+            (os.path.join(folder, name), os.lstat(os.path.join(folder, name)).st_size)
+            for folder, _, names in os.walk(backend.quarantine)
+            for name in names
+        ]
+    return sum(size for path, size in entries if "/uploads/" in path)
+
+
+def recorded_quarantine_bytes(result):
+    return CleanupRun.objects.get(pk=result.run_id).quarantine_bytes
+
+
+def test_each_run_records_what_the_quarantine_holds_at_its_end(swept, backend, settings):
+    settings.MEDIA_CLEANUP_QUARANTINE_DAYS = 7
+    first = len(DRAFT) + len(STRAY)
+    assert recorded_quarantine_bytes(swept["result"]) == first == quarantine_content(backend)
+
+    backend.put("uploads/drivers/second.jpg", b"s" * 40)
+    second = run_cleanup(now=swept["clock"] + timedelta(days=6))
+    assert recorded_quarantine_bytes(second) == first + 40 == quarantine_content(backend)
+
+    dry = run_cleanup(now=swept["clock"] + timedelta(days=8), dry_run=True)
+    assert quarantine_content(backend) == first + 40, "a dry run purges nothing"
+    real = run_cleanup(now=swept["clock"] + timedelta(days=8))
+    assert real.purged_runs == 1
+    assert recorded_quarantine_bytes(real) == 40 == quarantine_content(backend)
+    assert recorded_quarantine_bytes(dry) == 40, "a dry run tells what a real run would leave"
+
+
+def test_what_a_restore_took_back_is_no_longer_counted(swept, backend):
+    restore(swept["result"].run_id)  # its files come back; the row stays gone, its owner being gone
+
+    after = run_cleanup()  # the restored files are young: they stay where they are
+
+    assert CleanupRun.objects.get(pk=swept["result"].run_id).quarantined_bytes == len(DRAFT) + len(STRAY)
+    assert recorded_quarantine_bytes(after) == 0 == quarantine_content(backend)
+
+
+def test_what_a_failed_purge_left_is_still_counted(swept, backend):
+    run_id = swept["result"].run_id
+
+    with undeletable(backend, f"{run_id}/{swept['stray']}"):
+        failed = run_cleanup(now=swept["clock"] + timedelta(days=30), purge_quarantine=True)
+
+    assert failed.status == "errors"
+    assert recorded_quarantine_bytes(failed) == quarantine_content(backend) >= len(STRAY)

@@ -14,7 +14,13 @@ import media_app
 
 PACKAGE_DIR = Path(media_app.__file__).parent
 # Besides these, every ``admin*`` module is a face.
-FACES = ("media_app.management", "media_app.cron", "media_app.checks", "media_app.background_runs")
+FACES = (
+    "media_app.management",
+    "media_app.cron",
+    "media_app.checks",
+    "media_app.background_runs",
+    "media_app.metrics",
+)
 SWEEP = "media_app.cleanup"
 # The model, the rules (leaves) and the normal path.
 BELOW_THE_SWEEP = [
@@ -115,7 +121,7 @@ def in_part(module, part):
 
 
 def is_face(module):
-    """Return True for a module of the faces: the admin, the commands, cron, the checks, background runs."""
+    """Return True for a module of the faces: the admin, commands, cron, checks, background runs, metrics."""
     return module.startswith("media_app.admin") or any(in_part(module, face) for face in FACES)
 
 

@@ -546,3 +546,26 @@ def test_every_variable_the_settings_read_is_documented_in_the_example():
 
     assert len(read) > 30
     assert {name for name in read if f"{name}=" not in example} == set()
+
+
+# -- the metrics file for Prometheus ------------------------------------------------------------
+
+METRICS_FILE_EXAMPLE = "/var/lib/node_exporter/textfile/media_cleanup.prom"
+
+
+@pytest.mark.parametrize("value", ["media_cleanup.prom", "/var/lib/node_exporter/textfile/media_cleanup.txt"])
+def test_a_metrics_file_that_node_exporter_would_not_read_is_refused(value):
+    result = manage("check", SECRET_KEY="k", MEDIA_CLEANUP_METRICS_FILE=value)
+
+    assert_refused_in_one_line(result, "MEDIA_CLEANUP_METRICS_FILE", value)
+    assert f"expected an absolute path ending with .prom, such as {METRICS_FILE_EXAMPLE}" in result.stderr
+
+
+def test_no_metrics_file_is_written_unless_one_is_set():
+    unset = settings_values("MEDIA_CLEANUP_METRICS_FILE", SECRET_KEY="k")
+    written = settings_values(
+        "MEDIA_CLEANUP_METRICS_FILE", SECRET_KEY="k", MEDIA_CLEANUP_METRICS_FILE=METRICS_FILE_EXAMPLE
+    )
+
+    assert unset == {"MEDIA_CLEANUP_METRICS_FILE": ""}
+    assert written == {"MEDIA_CLEANUP_METRICS_FILE": METRICS_FILE_EXAMPLE}

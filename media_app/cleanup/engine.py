@@ -253,6 +253,7 @@ class Sweep:
                 else:
                     for pk in orphan_pks:
                         orphaned_rows.append(str(pk), None, 0)
+        result.storage_files, result.storage_bytes = self.walker.listed_files, self.walker.listed_bytes
         result.unreadable_names += self.walker.unreadable_names
         for message in self.walker.errors:
             result.add_error(message)

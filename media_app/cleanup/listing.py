@@ -6,7 +6,9 @@ streams rows from the database.
 
 Output: on stdout, each file's name relative to FOLDER followed by a NUL byte (NUL cannot
 occur in a file name); at the end, on stderr, one JSON object
-``{"unreadable": count, "unreadable_sample": [...], "errors": [...]}``.
+``{"files": count, "bytes": total, "unreadable": count, "unreadable_sample": [...], "errors": [...]}``:
+the files listed and the sum of their sizes (each as ``lstat`` gives it: a symlink counts its
+own size, never its target's), then what could not be listed.
 
 Symlinks are listed as files and never followed, except those directly in FOLDER named by
 ``--follow NAME``: they are walked as folders (the sweep checks them first, see
@@ -27,10 +29,12 @@ SAMPLE_SIZE = 100
 MAX_ERRORS = 100
 
 
-class Problems:
-    """What the listing could not list, reported at the end."""
+class Report:
+    """What the listing reports at its end: the files it listed, their bytes, and what it could not list."""
 
     def __init__(self):
+        self.files = 0
+        self.bytes = 0
         self.unreadable = 0
         self.unreadable_sample = []
         self.errors = []
@@ -49,6 +53,8 @@ class Problems:
     def as_dict(self):
         """Return the report the listing writes on stderr at its end."""
         return {
+            "files": self.files,
+            "bytes": self.bytes,
             "unreadable": self.unreadable,
             "unreadable_sample": self.unreadable_sample,
             "errors": self.errors,
@@ -66,45 +72,55 @@ def is_utf8(name):
     return True
 
 
-def walk(top, problems, chunk=DEFAULT_CHUNK, follow=frozenset()):
+def walk(top, report, chunk=DEFAULT_CHUNK, follow=frozenset()):
     """Yield the names of the files under ``top``, relative to it, in byte order.
 
     The symlinks directly in ``top`` named in ``follow`` are walked as folders when they lead to
     one. Raises OSError when ``top`` itself cannot be listed.
     """
-    entries = sorted_entries(top, problems, chunk, follow)
-    yield from _walk(top, "", entries, problems, chunk)
+    entries = sorted_entries(top, report, chunk, follow)
+    yield from _walk(top, "", entries, report, chunk)
 
 
-def _walk(top, prefix, entries, problems, chunk):
+def _walk(top, prefix, entries, report, chunk):
     for entry in entries:
         if not entry.endswith("/"):
             yield prefix + entry
             continue
         folder = prefix + entry
         try:
-            children = sorted_entries(os.path.join(top, folder), problems, chunk)
+            children = sorted_entries(os.path.join(top, folder), report, chunk)
         except OSError as exc:
-            problems.error(f"cannot list {folder}: {exc.strerror or exc}")
+            report.error(f"cannot list {folder}: {exc.strerror or exc}")
             continue
-        yield from _walk(top, folder, children, problems, chunk)
+        yield from _walk(top, folder, children, report, chunk)
 
 
-def sorted_entries(path, problems, chunk=DEFAULT_CHUNK, follow=frozenset()):
+def sorted_entries(path, report, chunk=DEFAULT_CHUNK, follow=frozenset()):
     """Return a folder's entries in an order that makes the whole walk byte-ordered.
 
     A folder sorts as ``name/``, so that ``a/b`` comes after ``a-b`` as it does in a plain
     string sort of the full names; so does a symlink to a folder named in ``follow``. Past
-    ``chunk`` entries, sorted runs spill to temporary files and are merged back lazily.
+    ``chunk`` entries, sorted runs spill to temporary files and are merged back lazily. Each
+    entry listed as a file is counted in ``report``, with its size.
     """
     runs, names = [], []
     with os.scandir(path) as scan:
         for entry in scan:
             name = entry.name
             if not is_utf8(name):
-                problems.unreadable_name(os.path.join(path, name))
+                report.unreadable_name(os.path.join(path, name))
                 continue
-            names.append(name + "/" if entry.is_dir(follow_symlinks=name in follow) else name)
+            if entry.is_dir(follow_symlinks=name in follow):
+                names.append(name + "/")
+            else:
+                names.append(name)
+                report.files += 1
+                try:
+                    # The scan gives no size: one lstat, here on the listing's own core.
+                    report.bytes += entry.stat(follow_symlinks=False).st_size
+                except OSError:
+                    pass  # gone since the folder was read: listed all the same, with no size
             if len(names) >= chunk:
                 runs.append(_spill_run(names))
                 names = []
@@ -142,11 +158,11 @@ def main(argv=None):
     parser.add_argument("--follow", action="append", default=[], help="a symlink in FOLDER to walk")
     options = parser.parse_args(argv)
     follow = frozenset(options.follow)
-    problems = Problems()
+    report = Report()
     out = sys.stdout.buffer
     batch = []
     try:
-        for name in walk(options.folder, problems, options.chunk, follow):
+        for name in walk(options.folder, report, options.chunk, follow):
             batch.append(name)
             if len(batch) == 4096:
                 out.write(("\0".join(batch) + "\0").encode("utf-8"))
@@ -157,10 +173,10 @@ def main(argv=None):
     except BrokenPipeError:
         return 1  # the sweep stopped reading: nothing more to do
     except OSError as exc:
-        problems.error(f"cannot list {options.folder}: {exc.strerror or exc}")
-        sys.stderr.write(json.dumps({**problems.as_dict(), "failed": True}))
+        report.error(f"cannot list {options.folder}: {exc.strerror or exc}")
+        sys.stderr.write(json.dumps({**report.as_dict(), "failed": True}))
         return 2
-    sys.stderr.write(json.dumps(problems.as_dict()))
+    sys.stderr.write(json.dumps(report.as_dict()))
     return 0
 
 

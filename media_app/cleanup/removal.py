@@ -137,7 +137,9 @@ class Removal:
         """Purge quarantined runs past retention (all of them with ``purge_quarantine``).
 
         What the quarantine cannot read (a corrupt meta.json, a stray file) is never purged:
-        each such entry is one error that names it and says what to do.
+        each such entry is one error that names it and says what to do. ``quarantine_bytes``
+        sums what stays: the runs kept, and this run's own files (in a dry run, what a real run
+        would leave).
         """
         options = self.options
         cutoff = (options.now - timedelta(days=conf.quarantine_days())).timestamp()
@@ -147,7 +149,10 @@ class Removal:
             logger.error("Cannot read the quarantine: %s", problem)
         # Another database's runs (a quarantine shared by mistake) are its own to purge.
         for run_id, run in sorted(own_runs(runs, self.database, options.using).items()):
-            if run_id == self.result.run_id or not (options.purge_quarantine or run.created <= cutoff):
+            if run_id == self.result.run_id:
+                continue
+            if not (options.purge_quarantine or run.created <= cutoff):
+                self.result.quarantine_bytes += self.kept_size(run_id)
                 continue
             try:
                 size = self.quarantine.size(run_id) if options.dry_run else self.quarantine.purge(run_id)
@@ -156,6 +161,8 @@ class Removal:
                 # error; the others are purged, and the next sweep tries it again.
                 self.result.add_error(f"quarantine: cannot purge run {run_id}: {one_line(exc)}")
                 logger.error("Cannot purge quarantined run %s: %s", run_id, one_line(exc))
+                if not options.dry_run:
+                    self.result.quarantine_bytes += self.kept_size(run_id)  # what a failed purge left
                 continue
             if not options.dry_run:
                 self.history.forget_quarantine(run_id)
@@ -164,6 +171,16 @@ class Removal:
             self.result.bytes_freed += size
             self.item(Item.WOULD_PURGE_RUN if options.dry_run else Item.PURGED_RUN, run_id)
             logger.info("Purged quarantined run %s (%d bytes)", run_id, size)
+        # This run's own files were counted as they went in: no need to list them again.
+        self.result.quarantine_bytes += self.result.quarantined_bytes
+
+    def kept_size(self, run_id):
+        """Return the bytes a run that stays in the quarantine holds; 0, logged, when they cannot be read."""
+        try:
+            return self.quarantine.size(run_id)
+        except (OSError, QuarantineError) as exc:
+            logger.warning("Cannot measure quarantined run %s: %s", run_id, one_line(exc))
+            return 0
 
 
 def row_entry(media):

@@ -186,6 +186,9 @@ class Walker(Protocol):
 
     unreadable_names: int  # names the listing had to leave alone (not valid UTF-8)
     errors: list[str]  # parts of the storage the listing could not read
+    # What the listing listed, once it has listed everything: files, and the sum of their sizes.
+    listed_files: int
+    listed_bytes: int
 
     def iter_files(self) -> Iterator[StoredFile]:
         """Return the files under ``uploads/`` in byte order of names, as an iterator one may ``close()``."""

@@ -45,7 +45,8 @@ class FilesystemWalker:
     walked like a folder (see ``paths.UploadsLayout``). Below that, a symlink is listed as a file
     (it may be deleted as a link; its target is never touched). Names that are not valid UTF-8 are
     counted in ``unreadable_names`` and left alone; a folder that cannot be read is reported in
-    ``errors`` and skipped.
+    ``errors`` and skipped. Once the listing has ended, ``listed_files`` and ``listed_bytes`` say
+    what it listed: the listing process sums the sizes, a symlink counting its own size.
     """
 
     def __init__(self, storage):
@@ -53,6 +54,8 @@ class FilesystemWalker:
         self.root = os.path.realpath(storage.location)
         self.unreadable_names = 0
         self.errors = []
+        self.listed_files = 0
+        self.listed_bytes = 0
 
     def _describe(self, name):
         info = os.lstat(os.path.join(self.root, name))
@@ -82,17 +85,19 @@ class FilesystemWalker:
 
     def _take_report(self, returncode, text):
         try:
-            problems = json.loads(text)
+            report = json.loads(text)
         except ValueError:
             raise StorageUnavailable(
                 f"the listing of uploads/ failed (exit {returncode}): {text[-2000:]}"
             ) from None
-        if problems.get("failed"):
-            raise StorageUnavailable("; ".join(problems["errors"]))
-        self.unreadable_names += problems["unreadable"]
-        for path in problems["unreadable_sample"]:
+        if report.get("failed"):
+            raise StorageUnavailable("; ".join(report["errors"]))
+        self.listed_files += report["files"]
+        self.listed_bytes += report["bytes"]
+        self.unreadable_names += report["unreadable"]
+        for path in report["unreadable_sample"]:
             logger.warning("Leaving alone %r: its name is not valid UTF-8", path)
-        for message in problems["errors"]:
+        for message in report["errors"]:
             self.errors.append(f"uploads/: {message}")
             logger.error("Cannot list a folder under uploads/: %s; its files are left alone", message)
 
@@ -203,7 +208,7 @@ class ListingProcess:
         return StoredFile(UPLOADS_PREFIX + name, describe=self.walker._describe)
 
     def _finish(self):
-        """Collect the finished listing's report (its problems, or its failure)."""
+        """Collect the finished listing's report (what it listed and its problems, or its failure)."""
         process, self.process = self.process, None
         if process is None:
             return

@@ -61,9 +61,14 @@ class S3Walker:
         self.key_prefix = object_key_prefix(storage)
         self.unreadable_names = 0  # S3 keys are always valid UTF-8
         self.errors = []
+        self.listed_files = 0
+        self.listed_bytes = 0
 
     def iter_files(self):
-        """Yield every object under ``uploads/`` as a ``StoredFile``, in byte order of names."""
+        """Yield every object under ``uploads/`` as a ``StoredFile``, in byte order of names.
+
+        ``listed_files`` and ``listed_bytes`` count what is yielded, from the sizes on each page.
+        """
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket,
             Prefix=self.key_prefix + UPLOADS_PREFIX,
@@ -77,6 +82,8 @@ class S3Walker:
                         if not name.endswith("/"):  # a console's folder marker is no stray key
                             logger.warning("Leaving alone %r: not a name the storage would write", name)
                         continue
+                    self.listed_files += 1
+                    self.listed_bytes += entry["Size"]
                     yield StoredFile(name, size=entry["Size"], modified=entry["LastModified"].timestamp())
         except (BotoCoreError, ClientError) as exc:
             raise StorageUnavailable(
