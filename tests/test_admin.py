@@ -46,7 +46,10 @@ def test_an_owner_page_shows_its_media_inline_with_a_thumbnail(admin_client, bac
 
     assert response.status_code == 200
     # On S3 the link is signed to expire, and its signature changes with the clock.
-    assert f'src="{media.file.url.split("?")[0]}' in response.content.decode()
+    html = response.content.decode()
+    assert f'src="{media.file.url.split("?")[0]}' in html
+    assert 'class="media-thumbnail"' in html and "/static/media_app/media.css" in html
+    assert "style=" not in html.split('class="media-thumbnail"')[0].rsplit("<img", 1)[1], "no inline style"
 
 
 def post_tour_with_upload(client, name, content, caption=""):
@@ -96,7 +99,8 @@ def test_media_changelist_shows_owner_size_type_and_thumbnail(admin_client):
     assert "Old Tbilisi" in html
     assert "2.0\xa0KB" in html
     assert "image/jpeg" in html
-    assert f'<img src="{media.file.url}"' in html
+    assert f'<img src="{media.file.url}" alt="baths.jpg" loading="lazy" class="media-thumbnail">' in html
+    assert "/static/media_app/media.css" in html
 
 
 def test_media_changelist_queries_do_not_grow_with_rows(admin_client, django_assert_max_num_queries):
