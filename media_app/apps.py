@@ -6,7 +6,10 @@ class MediaAppConfig(AppConfig):
     verbose_name = "Media"
 
     def ready(self):
-        from . import checks, signals
+        from . import alerts, checks, signals
+        from .cleanup.history import run_ended
+        from .models import CleanupRun
 
         signals.connect()
         checks.register()
+        run_ended.connect(alerts.send_alert_run_ended, sender=CleanupRun, dispatch_uid="send_alert_run_ended")

@@ -3,8 +3,8 @@
 Every ``import`` counts, those inside functions included: a function-level import that closes a
 circle is a circle all the same, only one that fails later. The parts are those of the house
 style: the sweep (``media_app/cleanup/``) never reaches a face (the admin, the management
-commands, cron, the checks, the background runs); the model, the rules and the normal path never
-reach the sweep.
+commands, cron, the checks, the background runs, the alerts); the model,
+the rules and the normal path never reach the sweep.
 """
 
 import ast
@@ -14,7 +14,13 @@ import media_app
 
 PACKAGE_DIR = Path(media_app.__file__).parent
 # Besides these, every ``admin*`` module is a face.
-FACES = ("media_app.management", "media_app.cron", "media_app.checks", "media_app.background_runs")
+FACES = (
+    "media_app.management",
+    "media_app.cron",
+    "media_app.checks",
+    "media_app.background_runs",
+    "media_app.alerts",
+)
 SWEEP = "media_app.cleanup"
 # The model, the rules (leaves) and the normal path.
 BELOW_THE_SWEEP = [
@@ -115,7 +121,7 @@ def in_part(module, part):
 
 
 def is_face(module):
-    """Return True for a module of the faces: the admin, the commands, cron, the checks, background runs."""
+    """Return True for a module of the faces: the admin, the commands, cron, the checks, background runs..."""
     return module.startswith("media_app.admin") or any(in_part(module, face) for face in FACES)
 
 
