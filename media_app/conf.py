@@ -113,3 +113,8 @@ def admins() -> list:
 def site_url() -> str:
     """Return the site's address, e.g. ``https://media.example.ge``, or "" when unset."""
     return _setting("SITE_URL")
+
+
+def sentry_dsn() -> str:
+    """Return the Sentry DSN, or "" when errors and check-ins do not go to Sentry."""
+    return _setting("SENTRY_DSN")

@@ -52,6 +52,7 @@ EMAIL_SCHEMES = {
     "dummymail": None,
 }
 EMAIL_EXAMPLE = "smtp+tls://user:password@mail.example.ge:587"
+SENTRY_DSN_EXAMPLE = "https://PUBLIC_KEY@o1.ingest.sentry.io/PROJECT_ID"
 
 
 class SettingError(ImproperlyConfigured):
@@ -284,6 +285,21 @@ class Env:
         if EMAIL_SCHEMES[scheme]:
             settings["EMAIL_PORT"] = port or EMAIL_SCHEMES[scheme]
         return settings
+
+    def sentry_dsn(self, name):
+        """Return a Sentry DSN (a project's key, the server and the project's number), or "" when unset."""
+        value = self.str(name)
+        if not value:
+            return ""
+        try:
+            parts = urlsplit(value)
+            valid = parts.port is None or parts.port > 0
+        except ValueError:
+            valid = False
+        valid = valid and parts.scheme in ("http", "https") and bool(parts.username and parts.hostname)
+        if not (valid and parts.path.rpartition("/")[2].isdigit()):
+            raise refusal(name, value, f"a Sentry DSN, such as {SENTRY_DSN_EXAMPLE}")
+        return value
 
     def url_prefix(self, name, default, example):
         """Return a URL or path that ends with a slash, as Django wants of MEDIA_URL."""

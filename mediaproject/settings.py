@@ -314,3 +314,11 @@ globals().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10, minimum=1, example=10)
 # The site's address, for the link to the run's report; unset, the message gives the admin's path.
 SITE_URL = env.url("SITE_URL", default="", example="https://media.example.ge")
+
+# Errors to Sentry, and each scheduled run's check-in (media_app/cron_monitor.py), when set.
+# sentry-sdk is then required; without a DSN nothing of it is imported.
+SENTRY_DSN = env.sentry_dsn("SENTRY_DSN")
+if SENTRY_DSN:
+    from mediaproject.sentry import start_sentry
+
+    start_sentry(SENTRY_DSN)

@@ -3,7 +3,7 @@
 Every ``import`` counts, those inside functions included: a function-level import that closes a
 circle is a circle all the same, only one that fails later. The parts are those of the house
 style: the sweep (``media_app/cleanup/``) never reaches a face (the admin, the management
-commands, cron, the checks, the background runs, the alerts); the model,
+commands, cron and its Sentry monitor, the checks, the background runs, the alerts); the model,
 the rules and the normal path never reach the sweep.
 """
 
@@ -20,6 +20,7 @@ FACES = (
     "media_app.checks",
     "media_app.background_runs",
     "media_app.alerts",
+    "media_app.cron_monitor",
 )
 SWEEP = "media_app.cleanup"
 # The model, the rules (leaves) and the normal path.

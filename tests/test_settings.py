@@ -548,7 +548,7 @@ def test_every_variable_the_settings_read_is_documented_in_the_example():
     assert {name for name in read if f"{name}=" not in example} == set()
 
 
-# -- alerts -----------------------------------------------------------------------------------
+# -- alerts and Sentry ------------------------------------------------------------------------
 
 BAD_ALERT_SETTINGS = [
     ("ADMINS", "Tamar Beridze tamar@example.ge"),
@@ -566,6 +566,9 @@ BAD_ALERT_SETTINGS = [
     ("SITE_URL", "media.example.ge"),
     ("MEDIA_CLEANUP_ALERT_ON", "failed,crashed"),
     ("MEDIA_CLEANUP_ALERT_ON", "locked"),
+    ("SENTRY_DSN", "https://o1.ingest.sentry.io/42"),
+    ("SENTRY_DSN", "https://key@o1.ingest.sentry.io/"),
+    ("SENTRY_DSN", "key@o1.ingest.sentry.io/42"),
 ]
 
 
@@ -675,6 +678,7 @@ def test_the_alert_settings_default_to_no_admins_and_djangos_local_mail_server()
         "SITE_URL",
         "EMAIL_TIMEOUT",
         "MEDIA_CLEANUP_ALERT_ON",
+        "SENTRY_DSN",
         *EMAIL_SETTINGS,
         SECRET_KEY="k",
     )
@@ -685,6 +689,7 @@ def test_the_alert_settings_default_to_no_admins_and_djangos_local_mail_server()
         "SITE_URL": "",
         "EMAIL_TIMEOUT": 10,
         "MEDIA_CLEANUP_ALERT_ON": ["failed", "errors", "refused", "interrupted"],
+        "SENTRY_DSN": "",
         "EMAIL_BACKEND": SMTP,
         "EMAIL_HOST": "localhost",
         "EMAIL_PORT": 25,
@@ -706,3 +711,28 @@ def test_every_status_a_runs_end_is_announced_with_may_be_chosen():
     )
 
     assert values["MEDIA_CLEANUP_ALERT_ON"] == announced
+
+
+def test_sentry_dsn_without_sentry_sdk_stops_every_command_in_one_line():
+    program = (
+        "import runpy, sys; sys.modules['sentry_sdk'] = None; sys.argv = ['manage.py', 'check']; "
+        "runpy.run_path('manage.py', run_name='__main__')"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=settings.BASE_DIR,
+        env={
+            "PATH": os.environ["PATH"],
+            "ENV_FILE": "",
+            "SECRET_KEY": "k",
+            "SENTRY_DSN": "https://key@o1.ingest.sentry.io/42",
+        },
+        capture_output=True,
+        text=True,
+    )
+
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("SENTRY_DSN is set, but sentry-sdk is not installed")
+    assert "`pip install sentry-sdk`" in result.stderr
