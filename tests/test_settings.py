@@ -719,18 +719,7 @@ def test_sentry_dsn_without_sentry_sdk_stops_every_command_in_one_line():
         "runpy.run_path('manage.py', run_name='__main__')"
     )
 
-    result = subprocess.run(
-        [sys.executable, "-c", program],
-        cwd=settings.BASE_DIR,
-        env={
-            "PATH": os.environ["PATH"],
-            "ENV_FILE": "",
-            "SECRET_KEY": "k",
-            "SENTRY_DSN": "https://key@o1.ingest.sentry.io/42",
-        },
-        capture_output=True,
-        text=True,
-    )
+    result = run_settings(program, SECRET_KEY="k", SENTRY_DSN="https://key@o1.ingest.sentry.io/42")
 
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
