@@ -6,7 +6,7 @@ class MediaAppConfig(AppConfig):
     verbose_name = "Media"
 
     def ready(self):
-        from . import checks, metrics, signals
+        from . import alerts, checks, metrics, signals
         from .cleanup.history import run_ended
         from .models import CleanupRun
 
@@ -15,3 +15,4 @@ class MediaAppConfig(AppConfig):
         run_ended.connect(
             metrics.write_metrics_run_ended, sender=CleanupRun, dispatch_uid="write_metrics_run_ended"
         )
+        run_ended.connect(alerts.send_alert_run_ended, sender=CleanupRun, dispatch_uid="send_alert_run_ended")

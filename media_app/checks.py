@@ -10,6 +10,7 @@ import os
 
 from django.core import checks
 from django.db import DatabaseError
+from django.urls import reverse
 from django.utils import timezone
 
 from . import conf, cron, schedule
@@ -24,6 +25,8 @@ TAG = "media_cleanup"
 CRON_TAG = "media_cleanup_cron"
 # Statuses of a sweep that did its work (a partial run is carried on next time).
 SUCCESSFUL = [status for status, code in EXIT_CODES.items() if code == SUCCESS]
+# A real sweep that ended so did nothing, or stopped midway; errors on some items a rerun may fix.
+BROKEN = [CleanupRun.Status.FAILED, CleanupRun.Status.REFUSED, CleanupRun.Status.INTERRUPTED]
 
 
 def check_crontab_binary(app_configs=None, **kwargs):
@@ -147,6 +150,34 @@ def check_last_successful_run(app_configs=None, **kwargs):
     return [checks.Warning(message, hint=hint, id="media_app.W003")]
 
 
+def check_last_run_outcome(app_configs=None, **kwargs):
+    """Warn when the last real sweep ended failed or refused, or was interrupted."""
+    try:
+        last = (
+            CleanupRun.objects.filter(dry_run=False)
+            .exclude(options__has_key=SELECTION_OPTION)
+            # A run in progress has no outcome yet, and a locked one never started.
+            .exclude(status__in=[CleanupRun.Status.RUNNING, CleanupRun.Status.LOCKED])
+            .order_by("-started_at")
+            .only("pk", "status", "started_at", "message")
+            .first()
+        )
+    except DatabaseError:
+        return []  # W003 says the history cannot be read
+    if last is None or last.status not in BROKEN:
+        return []
+    report = reverse("admin:media_app_cleanuprun_report", args=[last.pk])
+    return [
+        checks.Warning(
+            f"The last cleanup run, started {timezone.localtime(last.started_at):%Y-%m-%d %H:%M %Z}, "
+            f"ended {last.status}: {last.message or 'no message recorded'}",
+            hint=f"See its report in the admin ({report}) and the log (MEDIA_CLEANUP_LOG_FILE); "
+            "the warning clears when a real run ends otherwise.",
+            id="media_app.W005",
+        )
+    ]
+
+
 def check_log_folder(app_configs=None, **kwargs):
     """Warn when the log's folder is missing or not writable: cron could not even start the job."""
     folder = conf.log_file().parent
@@ -169,3 +200,4 @@ def register():
     checks.register(check_cleanup_job_installed, TAG, CRON_TAG, deploy=True)
     checks.register(check_log_folder, TAG, CRON_TAG, deploy=True)
     checks.register(check_last_successful_run, TAG, deploy=True)
+    checks.register(check_last_run_outcome, TAG, deploy=True)

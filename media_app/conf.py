@@ -103,3 +103,23 @@ def cron_jobs() -> list:
 def crontab_executable() -> str:
     """Return the crontab command django-crontab runs, e.g. ``crontab`` or ``crontab -u USER``."""
     return _setting("CRONTAB_EXECUTABLE")
+
+
+def alert_on() -> set:
+    """Return the statuses of a real run's end that mail ADMINS."""
+    return set(_setting("MEDIA_CLEANUP_ALERT_ON"))
+
+
+def admins() -> list:
+    """Return whom alerts go to, as ``[(name, address)]``."""
+    return list(_setting("ADMINS"))
+
+
+def site_url() -> str:
+    """Return the site's address, e.g. ``https://media.example.ge``, or "" when unset."""
+    return _setting("SITE_URL")
+
+
+def sentry_dsn() -> str:
+    """Return the Sentry DSN, or "" when errors and check-ins do not go to Sentry."""
+    return _setting("SENTRY_DSN")

@@ -17,8 +17,9 @@ from django.conf import settings
 from django.utils import timezone
 from django_crontab.app_settings import Settings as CrontabSettings
 
-from . import conf, schedule
+from . import conf, cron_monitor, schedule
 from .cleanup.engine import run_cleanup
+from .cleanup.exit_codes import SUCCESS
 from .cleanup.result import summary
 from .models import CleanupRun
 
@@ -32,8 +33,13 @@ class CrontabUnreadable(Exception):
 
 
 def cleanup_media():
-    """Run the sweep for cron and print a dated summary, which the crontab line appends to the log."""
-    result = run_cleanup(trigger=CleanupRun.Trigger.CRON)
+    """Run the sweep for cron and print a dated summary, which the crontab line appends to the log.
+
+    With ``SENTRY_DSN`` set, Sentry's cron monitor hears of its start and end (``cron_monitor``).
+    """
+    with cron_monitor.check_in() as check_in:
+        result = run_cleanup(trigger=CleanupRun.Trigger.CRON)
+        check_in.succeeded = result.exit_code == SUCCESS
     stamp = timezone.now().isoformat(timespec="seconds")
     print(f"{stamp} cleanup_media (cron): {summary(result)}", flush=True)
 

@@ -15,11 +15,13 @@ import re
 import shlex
 import warnings
 import zoneinfo
+from email.utils import getaddresses
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.validators import validate_email
 
 from media_app.durations import GRAMMAR, MAX_DURATION, parse_duration
 
@@ -38,6 +40,19 @@ URL_PASSWORD = re.compile(r"\b([a-z][a-z0-9+.-]*://[^:/?#@\s]*):[^/?#\s]*@", re.
 KEYWORD_PASSWORD = re.compile(r"\b(password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s']\S*)", re.IGNORECASE)
 # A line that django-environ's read_env() understands; it skips any other with a log warning.
 ENV_FILE_LINE = re.compile(r"(?:export )?[A-Za-z_0-9]+=")
+# The e-mail URLs accepted, each with the port its protocol's standard gives when the URL has none
+# (django-environ leaves it unset, and Django's default of 25 is wrong with TLS from the start).
+EMAIL_SCHEMES = {
+    "smtp": 25,
+    "smtp+tls": 587,
+    "smtp+ssl": 465,
+    "consolemail": None,
+    "filemail": None,
+    "memorymail": None,
+    "dummymail": None,
+}
+EMAIL_EXAMPLE = "smtp+tls://user:password@mail.example.ge:587"
+SENTRY_DSN_EXAMPLE = "https://PUBLIC_KEY@o1.ingest.sentry.io/PROJECT_ID"
 
 
 class SettingError(ImproperlyConfigured):
@@ -66,6 +81,20 @@ def refusal(name, value, accepts):
 def is_host(item):
     """Return True for an ALLOWED_HOSTS entry: a host name or pattern, without scheme or path."""
     return not re.search(r"[\s/]", item)
+
+
+def is_email_address(address):
+    """Return True for an address Django can send to, such as ops@example.ge or root@localhost."""
+    try:
+        validate_email(address)
+    except ValidationError:
+        return False
+    return True
+
+
+def mailboxes(text):
+    """Return the ``(name, address)`` pairs of comma-separated ``Name <address>`` or bare addresses."""
+    return [(name, address) for name, address in getaddresses([text]) if name or address]
 
 
 def is_origin(item):
@@ -204,6 +233,76 @@ class Env:
             valid = False
         if not valid:
             raise refusal(name, value, f"an http:// or https:// URL, such as {example}")
+        return value
+
+    def addresses(self, name, default, example):
+        """Return e-mail addresses as Django's ADMINS has them: ``[(name, address)]``."""
+        value = self.raw(name)
+        if value is None:
+            return list(default)
+        found = mailboxes(value)
+        refused = [address or person for person, address in found if not is_email_address(address)]
+        if refused or not found:
+            accepts = (
+                f"e-mail addresses separated by commas, each `Name <address>` or bare, such as {example}"
+            )
+            raise refusal(name, value, f"{accepts}{f' (not {refused[0]!r})' if refused else ''}")
+        return found
+
+    def address(self, name, default, example):
+        """Return one e-mail address as written, bare or ``Name <address>``."""
+        value = self.str(name, default).strip()
+        found = mailboxes(value)
+        if len(found) != 1 or not is_email_address(found[0][1]):
+            raise refusal(name, value, f"one e-mail address, bare or `Name <address>`, such as {example}")
+        return value
+
+    def email_url(self, name, default):
+        """Return Django's e-mail settings (EMAIL_BACKEND, EMAIL_HOST...) of a URL, read by django-environ."""
+        value = self.str(name, default)
+        try:
+            parts = urlsplit(value)
+            port = parts.port  # a port that is not a number from 0 to 65535 raises ValueError
+            config = environ.Env.email_url_config(value)
+        except (ValueError, ImproperlyConfigured):
+            parts, port, config = None, None, {}
+        scheme = parts.scheme if parts else ""
+        if scheme == "smtps":
+            # django-environ reads it as STARTTLS, where the name usually means TLS from the start.
+            raise refusal(
+                name, value, "smtp+ssl:// (TLS from the start, port 465) or smtp+tls:// (STARTTLS, port 587)"
+            )
+        if scheme not in EMAIL_SCHEMES or not config:
+            schemes = ", ".join(f"{known}://" for known in EMAIL_SCHEMES)
+            raise refusal(name, value, f"an e-mail URL, one of {schemes}, such as {EMAIL_EXAMPLE}")
+        if parts.query or parts.fragment:
+            # django-environ would hand a query's options to nobody, and read "false" as true.
+            raise refusal(name, value, f"an e-mail URL without options after '?', such as {EMAIL_EXAMPLE}")
+        if EMAIL_SCHEMES[scheme] and not parts.hostname:
+            raise refusal(name, value, f"an SMTP URL that names the server, such as {EMAIL_EXAMPLE}")
+        if scheme == "filemail" and not os.path.isabs(config["EMAIL_FILE_PATH"]):
+            raise refusal(
+                name, value, "filemail:// and an absolute folder, such as filemail:////var/mail/tours"
+            )
+        settings = {key: setting for key, setting in config.items() if setting not in (None, "")}
+        settings.pop("OPTIONS", None)
+        if EMAIL_SCHEMES[scheme]:
+            settings["EMAIL_PORT"] = port or EMAIL_SCHEMES[scheme]
+        return settings
+
+    def sentry_dsn(self, name):
+        """Return a Sentry DSN (a project's key, the server and the project's number), or "" when unset."""
+        value = self.str(name)
+        if not value:
+            return ""
+        try:
+            parts = urlsplit(value)
+            valid = parts.port is None or parts.port > 0
+        except ValueError:
+            valid = False
+        valid = valid and parts.scheme in ("http", "https") and bool(parts.username and parts.hostname)
+        if not (valid and parts.path.rpartition("/")[2].isdigit()):
+            raise refusal(name, value, f"a Sentry DSN, such as {SENTRY_DSN_EXAMPLE}")
         return value
 
     def url_prefix(self, name, default, example):

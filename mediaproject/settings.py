@@ -303,3 +303,31 @@ CRONTAB_COMMENT = f"cleanup_media of {BASE_DIR}"
 # No other variable on the line: settings.py reads <project>/.env itself, and secrets stay out
 # of the crontab. The shell opens the log before the job starts: `crontab add` makes its folder.
 CRONTAB_COMMAND_SUFFIX = f">> {shlex.quote(str(MEDIA_CLEANUP_LOG_FILE))} 2>&1"
+
+# Alerts (media_app/alerts.py): a real run that ends with one of these statuses mails ADMINS once,
+# through Django's mail_admins. A run's end is announced with any status but running and locked.
+MEDIA_CLEANUP_ALERT_ON = env.list(
+    "MEDIA_CLEANUP_ALERT_ON",
+    default=["failed", "errors", "refused", "interrupted"],
+    valid=("ok", "partial", "errors", "failed", "refused", "interrupted").__contains__,
+    accepts="run statuses separated by commas, among ok, partial, errors, failed, refused, interrupted",
+)
+# Who gets them (none by default: no alert is sent), and whom they come from.
+ADMINS = env.addresses("ADMINS", default=[], example="Tamar Beridze <tamar@example.ge>, ops@example.ge")
+SERVER_EMAIL = env.address("SERVER_EMAIL", default="root@localhost", example="tours@example.ge")
+# How they are sent: EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD,
+# EMAIL_USE_TLS or EMAIL_USE_SSL, EMAIL_FILE_PATH, from one URL. The default is Django's own.
+globals().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
+# An alert is sent as the run ends, still holding the sweep's lock (or within an admin's request):
+# a mail server that stops answering must not hold either for long.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10, minimum=1, example=10)
+# The site's address, for the link to the run's report; unset, the message gives the admin's path.
+SITE_URL = env.url("SITE_URL", default="", example="https://media.example.ge")
+
+# Errors to Sentry, and each scheduled run's check-in (media_app/cron_monitor.py), when set.
+# sentry-sdk is then required; without a DSN nothing of it is imported.
+SENTRY_DSN = env.sentry_dsn("SENTRY_DSN")
+if SENTRY_DSN:
+    from mediaproject.sentry import start_sentry
+
+    start_sentry(SENTRY_DSN)

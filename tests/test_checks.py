@@ -11,6 +11,7 @@ from media_app import cron, schedule
 from media_app.checks import (
     check_cleanup_job_installed,
     check_crontab_binary,
+    check_last_run_outcome,
     check_last_successful_run,
     check_log_folder,
     check_schedule_converts,
@@ -276,6 +277,86 @@ def test_e001_for_an_alert_setting_that_does_not_parse(settings):
 
     assert ids(messages) == ["media_app.E001"]
     assert "MEDIA_CLEANUP_ALERT_AFTER" in messages[0].msg
+
+
+# -- W005: the last real run's outcome ---------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", ["failed", "refused", "interrupted"])
+def test_w005_when_the_last_real_run_ended_failed_refused_or_interrupted(status):
+    finished_run(age=timedelta(days=1))
+    last = finished_run(status=status, message="the run could not go on: LockLost: the lock was lost")
+
+    messages = check_last_run_outcome()
+
+    assert ids(messages) == ["media_app.W005"]
+    started = timezone.localtime(last.started_at)
+    assert messages[0].msg == (
+        f"The last cleanup run, started {started:%Y-%m-%d %H:%M} +04, ended {status}: "
+        "the run could not go on: LockLost: the lock was lost"
+    )
+    assert f"/admin/media_app/cleanuprun/{last.pk}/report/" in messages[0].hint
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", ["ok", "partial", "errors"])
+def test_no_w005_when_the_last_real_run_ended_otherwise(status):
+    finished_run(age=timedelta(days=1), status="failed")
+    finished_run(status=status)
+
+    assert check_last_run_outcome() == []
+
+
+@pytest.mark.django_db
+def test_no_w005_before_the_first_run():
+    assert check_last_run_outcome() == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"dry_run": True},
+        {"options": {"media_ids": 3}},  # the admin's action on a few rows says nothing of the sweep
+        {"status": "running", "finished_at": None},
+        {"status": "locked"},
+    ],
+    ids=["dry run", "selection", "running", "locked"],
+)
+def test_w005_looks_past_runs_that_are_not_finished_real_sweeps(fields):
+    finished_run(age=timedelta(hours=2), status="refused", message="refused by the safety cap")
+    finished_run(**{"status": "ok", **fields})
+
+    messages = check_last_run_outcome()
+
+    assert ids(messages) == ["media_app.W005"]
+    assert "ended refused: refused by the safety cap" in messages[0].msg
+
+
+@pytest.mark.django_db(transaction=True)
+def test_w005_after_a_real_run_refused_by_the_cap_until_the_next_one_succeeds(media_root):
+    for number in range(20):
+        factories.stray_file(media_root, f"uploads/tours/{number}.jpg")
+
+    assert run_cleanup().status == "refused"
+    messages = check_last_run_outcome()
+    assert ids(messages) == ["media_app.W005"]
+    assert "ended refused: refused by the safety cap: the run would delete 20 of 20 files" in messages[0].msg
+
+    assert run_cleanup(force=True).status == "ok"
+    assert check_last_run_outcome() == []
+
+
+@pytest.mark.django_db
+def test_w005_runs_with_deploy_under_the_media_cleanup_tag_only():
+    finished_run(status="failed")
+
+    assert "media_app.W005" in ids(checks.run_checks(include_deployment_checks=True, tags=["media_cleanup"]))
+    assert "media_app.W005" not in ids(
+        checks.run_checks(include_deployment_checks=True, tags=["media_cleanup_cron"])
+    )
+    assert "media_app.W005" not in ids(checks.run_checks())
 
 
 # -- W004: the log's folder --------------------------------------------------------------------

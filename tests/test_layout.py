@@ -3,8 +3,8 @@
 Every ``import`` counts, those inside functions included: a function-level import that closes a
 circle is a circle all the same, only one that fails later. The parts are those of the house
 style: the sweep (``media_app/cleanup/``) never reaches a face (the admin, the management
-commands, cron, the checks, the background runs); the model, the rules and the normal path never
-reach the sweep.
+commands, cron and its Sentry monitor, the checks, the background runs, the alerts); the model,
+the rules and the normal path never reach the sweep.
 """
 
 import ast
@@ -20,6 +20,8 @@ FACES = (
     "media_app.checks",
     "media_app.background_runs",
     "media_app.metrics",
+    "media_app.alerts",
+    "media_app.cron_monitor",
 )
 SWEEP = "media_app.cleanup"
 # The model, the rules (leaves) and the normal path.
@@ -121,7 +123,7 @@ def in_part(module, part):
 
 
 def is_face(module):
-    """Return True for a module of the faces: the admin, commands, cron, checks, background runs, metrics."""
+    """Return True for a module of the faces: the admin, the commands, cron, the checks, alerts, metrics..."""
     return module.startswith("media_app.admin") or any(in_part(module, face) for face in FACES)
 
 

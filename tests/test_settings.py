@@ -569,3 +569,182 @@ def test_no_metrics_file_is_written_unless_one_is_set():
 
     assert unset == {"MEDIA_CLEANUP_METRICS_FILE": ""}
     assert written == {"MEDIA_CLEANUP_METRICS_FILE": METRICS_FILE_EXAMPLE}
+
+
+# -- alerts and Sentry ------------------------------------------------------------------------
+
+BAD_ALERT_SETTINGS = [
+    ("ADMINS", "Tamar Beridze tamar@example.ge"),
+    ("ADMINS", "tamar@example.ge, ops"),
+    ("SERVER_EMAIL", "tours"),
+    ("SERVER_EMAIL", "tours@example.ge, ops@example.ge"),
+    ("EMAIL_URL", "mail.example.ge:587"),
+    ("EMAIL_URL", "pop3://mail.example.ge"),
+    ("EMAIL_URL", "smtps://mail.example.ge"),
+    ("EMAIL_URL", "smtp://"),
+    ("EMAIL_URL", "smtp://mail.example.ge:port"),
+    ("EMAIL_URL", "smtp://mail.example.ge?use_tls=false"),
+    ("EMAIL_URL", "filemail:///var/mail/tours"),
+    ("EMAIL_TIMEOUT", "0"),
+    ("SITE_URL", "media.example.ge"),
+    ("MEDIA_CLEANUP_ALERT_ON", "failed,crashed"),
+    ("MEDIA_CLEANUP_ALERT_ON", "locked"),
+    ("SENTRY_DSN", "https://o1.ingest.sentry.io/42"),
+    ("SENTRY_DSN", "https://key@o1.ingest.sentry.io/"),
+    ("SENTRY_DSN", "key@o1.ingest.sentry.io/42"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), BAD_ALERT_SETTINGS, ids=[f"{n}={v[:24]}" for n, v in BAD_ALERT_SETTINGS]
+)
+def test_a_bad_alert_setting_stops_check_in_one_line_naming_it(name, value):
+    result = manage("check", SECRET_KEY="k", **{name: value})
+
+    assert_refused_in_one_line(result, name, value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["smtp+tls://tours:hunter2@mail.example.ge:99999", "pop3://tours:hunter2@mail.example.ge"],
+)
+def test_a_refused_email_url_never_shows_its_password(url):
+    result = manage("check", SECRET_KEY="k", EMAIL_URL=url)
+
+    assert result.returncode == 2
+    assert "hunter2" not in result.stderr
+    assert "tours:***@mail.example.ge" in result.stderr
+
+
+def test_smtps_is_refused_with_the_two_it_may_mean():
+    result = manage("check", SECRET_KEY="k", EMAIL_URL="smtps://mail.example.ge")
+
+    assert "smtp+ssl:// (TLS from the start, port 465) or smtp+tls:// (STARTTLS, port 587)" in result.stderr
+
+
+EMAIL_SETTINGS = (
+    "EMAIL_BACKEND",
+    "EMAIL_HOST",
+    "EMAIL_PORT",
+    "EMAIL_HOST_USER",
+    "EMAIL_HOST_PASSWORD",
+    "EMAIL_USE_TLS",
+    "EMAIL_USE_SSL",
+)
+SMTP = "django.core.mail.backends.smtp.EmailBackend"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("smtp://localhost:25", (SMTP, "localhost", 25, "", "", False, False)),
+        ("smtp://mail.example.ge", (SMTP, "mail.example.ge", 25, "", "", False, False)),
+        (
+            "smtp+tls://tours%40example.ge:p%40ss%2Fword@mail.example.ge:2587",
+            (SMTP, "mail.example.ge", 2587, "tours@example.ge", "p@ss/word", True, False),
+        ),
+        ("smtp+tls://mail.example.ge", (SMTP, "mail.example.ge", 587, "", "", True, False)),
+        ("smtp+ssl://u:p@mail.example.ge", (SMTP, "mail.example.ge", 465, "u", "p", False, True)),
+    ],
+)
+def test_email_url_is_read_by_django_environ_with_the_ports_of_the_standards(url, expected):
+    values = settings_values(*EMAIL_SETTINGS, SECRET_KEY="k", EMAIL_URL=url)
+
+    assert tuple(values[name] for name in EMAIL_SETTINGS) == expected
+
+
+def test_the_other_email_backends_by_url():
+    console = settings_values("EMAIL_BACKEND", SECRET_KEY="k", EMAIL_URL="consolemail://")
+    files = settings_values(
+        "EMAIL_BACKEND", "EMAIL_FILE_PATH", SECRET_KEY="k", EMAIL_URL="filemail:////var/mail/tours"
+    )
+
+    assert console == {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    assert files == {
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": "/var/mail/tours",
+    }
+
+
+def test_the_alert_settings_load_as_written():
+    values = settings_values(
+        "ADMINS",
+        "SERVER_EMAIL",
+        "SITE_URL",
+        "EMAIL_TIMEOUT",
+        "MEDIA_CLEANUP_ALERT_ON",
+        SECRET_KEY="k",
+        ADMINS='Tamar Beridze <tamar@example.ge>, "Ops, night" <ops@example.ge>, root@localhost',
+        SERVER_EMAIL="Tours <tours@example.ge>",
+        SITE_URL="https://media.example.ge",
+        EMAIL_TIMEOUT="30",
+        MEDIA_CLEANUP_ALERT_ON="failed, ok",
+    )
+
+    assert values == {
+        "ADMINS": [
+            ["Tamar Beridze", "tamar@example.ge"],
+            ["Ops, night", "ops@example.ge"],
+            ["", "root@localhost"],
+        ],
+        "SERVER_EMAIL": "Tours <tours@example.ge>",
+        "SITE_URL": "https://media.example.ge",
+        "EMAIL_TIMEOUT": 30,
+        "MEDIA_CLEANUP_ALERT_ON": ["failed", "ok"],
+    }
+
+
+def test_the_alert_settings_default_to_no_admins_and_djangos_local_mail_server():
+    values = settings_values(
+        "ADMINS",
+        "SERVER_EMAIL",
+        "SITE_URL",
+        "EMAIL_TIMEOUT",
+        "MEDIA_CLEANUP_ALERT_ON",
+        "SENTRY_DSN",
+        *EMAIL_SETTINGS,
+        SECRET_KEY="k",
+    )
+
+    assert values == {
+        "ADMINS": [],
+        "SERVER_EMAIL": "root@localhost",
+        "SITE_URL": "",
+        "EMAIL_TIMEOUT": 10,
+        "MEDIA_CLEANUP_ALERT_ON": ["failed", "errors", "refused", "interrupted"],
+        "SENTRY_DSN": "",
+        "EMAIL_BACKEND": SMTP,
+        "EMAIL_HOST": "localhost",
+        "EMAIL_PORT": 25,
+        "EMAIL_HOST_USER": "",
+        "EMAIL_HOST_PASSWORD": "",
+        "EMAIL_USE_TLS": False,
+        "EMAIL_USE_SSL": False,
+    }
+
+
+def test_every_status_a_runs_end_is_announced_with_may_be_chosen():
+    from media_app.models import CleanupRun
+
+    # Every status but running (no end yet) and locked (a run that never started announces nothing).
+    announced = [status for status in CleanupRun.Status if status not in ("running", "locked")]
+
+    values = settings_values(
+        "MEDIA_CLEANUP_ALERT_ON", SECRET_KEY="k", MEDIA_CLEANUP_ALERT_ON=",".join(announced)
+    )
+
+    assert values["MEDIA_CLEANUP_ALERT_ON"] == announced
+
+
+def test_sentry_dsn_without_sentry_sdk_stops_every_command_in_one_line():
+    program = (
+        "import runpy, sys; sys.modules['sentry_sdk'] = None; sys.argv = ['manage.py', 'check']; "
+        "runpy.run_path('manage.py', run_name='__main__')"
+    )
+
+    result = run_settings(program, SECRET_KEY="k", SENTRY_DSN="https://key@o1.ingest.sentry.io/42")
+
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("SENTRY_DSN is set, but sentry-sdk is not installed")
+    assert "`pip install sentry-sdk`" in result.stderr
