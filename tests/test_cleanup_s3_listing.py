@@ -250,7 +250,8 @@ def test_no_more_ranges_than_connections_run_ahead_of_the_reader(s3_backend):
     put_keys(client, bucket, upload_keys(240))
     starts = []
     client.meta.events.register(
-        "before-parameter-build.s3.ListObjectsV2", lambda params, **kwargs: starts.append(params.get("StartAfter"))
+        "before-parameter-build.s3.ListObjectsV2",
+        lambda params, **kwargs: starts.append(params.get("StartAfter")),
     )
 
     position, most_ahead = None, 0
