@@ -149,8 +149,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 # On S3, the sweep lists key ranges and sends DeleteObjects calls on this many connections at
-# once; the S3 client's pool is sized to allow them. Past 64, at any round trip time, keys would
-# come faster than the sweep compares them with the database: more only adds threads.
+# once; the S3 client's pool is sized to allow them. 64 bring keys faster than the sweep compares
+# them with the database even at 200 ms a round trip (docs/benchmarks.md): more only add threads.
 S3_MAX_CONNECTIONS = 64
 MEDIA_CLEANUP_S3_LIST_CONCURRENCY = env.int(
     "MEDIA_CLEANUP_S3_LIST_CONCURRENCY", default=16, minimum=1, example=16

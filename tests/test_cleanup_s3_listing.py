@@ -106,13 +106,22 @@ def plain_chain(client, bucket, prefix=PREFIX):
 
 # -- the cut, on its own ---------------------------------------------------------------------
 
-names_in_folder = st.text(alphabet=EDGE_CHARACTERS + HEX, max_size=DIGITS + 3).map(lambda rest: FOLDER + rest)
+names_in_folder = st.builds(
+    lambda digits, rest: FOLDER + digits + rest,
+    st.text(alphabet=HEX, max_size=DIGITS + 2),
+    st.text(alphabet=EDGE_CHARACTERS + HEX, max_size=3),
+)
 any_names = st.one_of(names_in_folder, st.text(alphabet=EDGE_CHARACTERS + HEX + "sturo", max_size=20))
 
 
 @given(name=any_names, position=st.integers(0, SPACE - 1))
 def test_a_names_rank_counts_exactly_the_positions_that_sort_before_it(name, position):
-    assert (position_key(FOLDER, position) < name) == (position < rank(name, FOLDER))
+    count = rank(name, FOLDER)
+
+    assert (position_key(FOLDER, position) < name) == (position < count)
+    # The threshold itself, which a drawn position seldom hits: the last position before, the first not.
+    assert count == 0 or position_key(FOLDER, count - 1) < name
+    assert count == SPACE or position_key(FOLDER, count) >= name
 
 
 @given(position=st.integers(0, SPACE - 1))
@@ -191,6 +200,26 @@ def test_side_by_side_lists_exactly_what_the_plain_chain_lists(s3_backend):
             assert len(requests.sent) == pages, "one connection lists the plain chain of full pages"
         else:
             assert len(requests.sent) > pages, "ranges were cut where no page ended"
+
+
+@pytest.mark.parametrize(("page_size", "connections"), [(3, 2), (4, 5)])
+def test_keys_exactly_on_the_cuts_bounds_are_listed_once(s3_backend, page_size, connections):
+    """Keys at every 16**10-th position: each cut then falls exactly on a key, which its range ends with."""
+    client, bucket = s3_backend.client, s3_backend.bucket
+    keys = [position_key(FOLDER, number * 16**10) for number in range(1, 80)]
+    put_keys(client, bucket, keys)
+    starts = []
+    client.meta.events.register(
+        "before-parameter-build.s3.ListObjectsV2",
+        lambda params, **kwargs: starts.append(params.get("StartAfter")),
+    )
+
+    entries = listed(client, bucket, page_size=page_size, connections=connections)
+
+    assert [key for key, _, _ in entries] == keys
+    within = {start for start in starts if start is not None and start <= keys[-1]}
+    assert within <= set(keys), "every range, cut or continued, began right after a key"
+    assert len(starts) > len(keys) / page_size, "ranges were cut"
 
 
 @hypothesis_settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
