@@ -5,6 +5,7 @@ pages per owner folder for the listing to cut ranges, few enough for moto to sto
 """
 
 import math
+import time
 
 import boto3
 import pytest
@@ -80,10 +81,13 @@ def test_the_proxy_holds_each_request_and_counts_those_at_once(s3_server):
     client.create_bucket(Bucket="proxied")
     client.put_object(Bucket="proxied", Key="uploads/x", Body=b"abc")
 
-    with DelayProxy(s3_server, delay=0.01) as proxy:
+    with DelayProxy(s3_server, delay=0.05) as proxy:
         proxied = s3_round_trips.storage_for(proxy.url, "proxied", 4).connection.meta.client
+        started = time.monotonic()
         assert proxied.get_object(Bucket="proxied", Key="uploads/x")["Body"].read() == b"abc"
         assert proxied.head_object(Bucket="proxied", Key="uploads/x")["ContentLength"] == 3
         assert proxied.list_objects_v2(Bucket="proxied")["KeyCount"] == 1
+        held = time.monotonic() - started
 
     assert (proxy.requests, proxy.most_at_once) == (3, 1)
+    assert held >= 3 * 0.05, "each request was held for the delay (a floor that sleeping guarantees)"
