@@ -158,19 +158,10 @@ def list_once(proxy, bucket, connections):
 
 def measure(endpoint, sizes, connections, delay, log=print):
     """Fill a bucket at ``endpoint`` to each size in turn and list it both ways; return the ``Listing``s."""
-    import boto3
-
     from .delay_proxy import DelayProxy
 
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-        config=client_config(FILLING_CONNECTIONS),
-    )
     bucket = f"{BUCKET}-{time.time_ns()}"
+    client = storage_for(endpoint, bucket, FILLING_CONNECTIONS).connection.meta.client
     client.create_bucket(Bucket=bucket)
     listings, stored = [], 0
     with DelayProxy(endpoint, delay) as proxy:

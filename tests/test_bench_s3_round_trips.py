@@ -7,7 +7,6 @@ pages per owner folder for the listing to cut ranges, few enough for moto to sto
 import math
 import time
 
-import boto3
 import pytest
 
 from bench import s3_round_trips
@@ -70,14 +69,7 @@ def test_the_report_has_the_measurements_and_the_model_at_every_scale(listings):
 
 
 def test_the_proxy_holds_each_request_and_counts_those_at_once(s3_server):
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_server,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-        config=s3_round_trips.client_config(4),
-    )
+    client = s3_round_trips.storage_for(s3_server, "proxied", 4).connection.meta.client
     client.create_bucket(Bucket="proxied")
     client.put_object(Bucket="proxied", Key="uploads/x", Body=b"abc")
 
