@@ -60,6 +60,11 @@ def quarantine_prefix() -> str:
     return str(_setting("MEDIA_CLEANUP_QUARANTINE_PREFIX")).strip("/") + "/"
 
 
+def s3_list_concurrency() -> int:
+    """Return how many requests the sweep sends to object storage at once, listing or deleting."""
+    return int(_setting("MEDIA_CLEANUP_S3_LIST_CONCURRENCY"))
+
+
 def upload_max_bytes() -> int:
     """Return the size of the largest upload accepted, in bytes."""
     return int(_setting("MEDIA_UPLOAD_MAX_BYTES"))

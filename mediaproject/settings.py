@@ -148,8 +148,22 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# On S3, the sweep lists key ranges and sends DeleteObjects calls on this many connections at
+# once; the S3 client's pool is sized to allow them. 64 bring keys faster than the sweep compares
+# them with the database even at 200 ms a round trip (docs/benchmarks.md): more only add threads.
+S3_MAX_CONNECTIONS = 64
+MEDIA_CLEANUP_S3_LIST_CONCURRENCY = env.int(
+    "MEDIA_CLEANUP_S3_LIST_CONCURRENCY", default=16, minimum=1, example=16
+)
+if MEDIA_CLEANUP_S3_LIST_CONCURRENCY > S3_MAX_CONNECTIONS:
+    raise refusal(
+        "MEDIA_CLEANUP_S3_LIST_CONCURRENCY",
+        env.raw("MEDIA_CLEANUP_S3_LIST_CONCURRENCY"),
+        f"a whole number from 1 to {S3_MAX_CONNECTIONS}, such as 16",
+    )
 if MEDIA_STORAGE == "s3":
     from botocore.config import Config
+    from botocore.endpoint import MAX_POOL_CONNECTIONS
 
     AWS_RETRY_MODE = env.choice("AWS_RETRY_MODE", default="standard", choices=("standard", "adaptive"))
     # Attempts per request, the first included.
@@ -182,6 +196,7 @@ if MEDIA_STORAGE == "s3":
             # style goes in here too.
             "client_config": Config(
                 retries={"mode": AWS_RETRY_MODE, "total_max_attempts": AWS_MAX_ATTEMPTS},
+                max_pool_connections=max(MAX_POOL_CONNECTIONS, MEDIA_CLEANUP_S3_LIST_CONCURRENCY),
                 s3={
                     "addressing_style": env.choice(
                         "AWS_S3_ADDRESSING_STYLE", default=None, choices=("auto", "virtual", "path")

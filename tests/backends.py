@@ -33,8 +33,11 @@ def s3_options(endpoint, bucket, **overrides):
         "default_acl": None,
         "querystring_auth": True,
         "file_overwrite": False,
+        # As settings.py sizes it: a pool for MEDIA_CLEANUP_S3_LIST_CONCURRENCY's default of 16.
         "client_config": Config(
-            retries={"mode": "standard", "total_max_attempts": 10}, s3={"addressing_style": "path"}
+            retries={"mode": "standard", "total_max_attempts": 10},
+            max_pool_connections=16,
+            s3={"addressing_style": "path"},
         ),
         **overrides,
     }

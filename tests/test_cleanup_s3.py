@@ -6,6 +6,7 @@ errors, throttling and the key prefix.
 """
 
 import json
+import threading
 import time
 import uuid
 from collections import Counter
@@ -71,6 +72,30 @@ class Requests:
         return [operation for operation, _ in self.sent]
 
 
+class InFlight:
+    """Count the calls of ``operation`` under way at once; each waits a little, so that calls can overlap."""
+
+    def __init__(self, client, operation, wait=0.03):
+        self.now = self.most = 0
+        self.wait = wait
+        self.lock = threading.Lock()
+        client.meta.events.register(f"before-call.s3.{operation}", self.started)
+        client.meta.events.register(f"before-send.s3.{operation}", self.sending)
+        client.meta.events.register(f"after-call.s3.{operation}", self.ended)
+
+    def started(self, **kwargs):
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+
+    def sending(self, **kwargs):
+        time.sleep(self.wait)
+
+    def ended(self, **kwargs):
+        with self.lock:
+            self.now -= 1
+
+
 def use_storage(settings, s3_server, bucket, **options):
     """Switch the default storage to ``bucket`` with these S3Storage options; return its client."""
     settings.STORAGES = {
@@ -97,7 +122,10 @@ def test_a_sweep_lists_in_pages_of_1000_and_sends_no_request_per_object(s3_backe
     assert "max-keys=1000" in requests.sent[1][1]
 
 
-def test_the_listing_takes_one_page_at_a_time_with_size_and_time_from_it(s3_backend, monkeypatch):
+def test_one_connection_lists_one_page_at_a_time_with_size_and_time_from_it(
+    s3_backend, settings, monkeypatch
+):
+    settings.MEDIA_CLEANUP_S3_LIST_CONCURRENCY = 1
     monkeypatch.setattr(s3, "PAGE_SIZE", 2)
     names = [s3_backend.put(f"uploads/tours/{n}.jpg", content=b"x" * n) for n in range(5)]
     s3_backend.put("other/outside-uploads.jpg")
@@ -127,6 +155,27 @@ def test_deletes_go_in_deleteobjects_batches_of_at_most_the_page_size(s3_backend
     ]
     assert requests.operations() == ["DeleteObjects"] * 3
     assert s3_backend.names() == []
+
+
+def test_deleteobjects_calls_go_side_by_side_up_to_the_setting_outcomes_in_order(
+    s3_backend, settings, monkeypatch
+):
+    settings.MEDIA_CLEANUP_S3_LIST_CONCURRENCY = 3
+    monkeypatch.setattr(s3, "PAGE_SIZE", 2)
+    names = [s3_backend.put(f"uploads/tours/{n:02}.jpg") for n in range(13)]
+    in_flight = InFlight(s3_backend.client, "DeleteObjects")
+
+    with s3_backend.deletes_failing(resource="uploads/tours/07.jpg"):
+        outcomes = list(
+            backend_for(default_storage).walker().delete(StoredFile(name, size=5) for name in names)
+        )
+
+    assert [(stored.name, outcome) for stored, outcome, _ in outcomes] == [
+        (name, Deletion.FAILED if name.endswith("07.jpg") else Deletion.DELETED) for name in names
+    ]
+    assert outcomes[7][2] == "AccessDenied: Access Denied"
+    assert in_flight.most == 3
+    assert s3_backend.names() == ["uploads/tours/07.jpg"]
 
 
 def test_a_key_already_gone_is_reported_deleted_since_s3_deletes_are_idempotent(s3_backend):

@@ -180,6 +180,23 @@ def test_retry_mode_attempts_and_key_prefix_are_configurable():
     assert storage["options"]["location"] == "media"
 
 
+@pytest.mark.parametrize(("concurrency", "connections"), [(None, 16), ("4", 10), ("64", 64)])
+def test_the_s3_clients_pool_holds_the_sweeps_connections_and_never_fewer_than_botocores(
+    concurrency, connections
+):
+    program = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.MEDIA_CLEANUP_S3_LIST_CONCURRENCY, "
+        "s.STORAGES['default']['OPTIONS']['client_config'].max_pool_connections)"
+    )
+    variables = {} if concurrency is None else {"MEDIA_CLEANUP_S3_LIST_CONCURRENCY": concurrency}
+
+    result = run_settings(program, **S3_ENVIRONMENT, **variables)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [concurrency or "16", str(connections)]
+
+
 @pytest.mark.parametrize(
     ("variables", "named"),
     [
@@ -218,6 +235,9 @@ BAD_SETTINGS = [
     ("MEDIA_CLEANUP_HISTORY_DAYS", "-1"),
     ("MEDIA_CLEANUP_QUARANTINE_DAYS", "-3"),
     ("MEDIA_UPLOAD_MAX_BYTES", "0"),
+    ("MEDIA_CLEANUP_S3_LIST_CONCURRENCY", "0"),
+    ("MEDIA_CLEANUP_S3_LIST_CONCURRENCY", "sixteen"),
+    ("MEDIA_CLEANUP_S3_LIST_CONCURRENCY", "065"),
     ("DEBUG", "maybe"),
     ("SECURE_SSL_REDIRECT", "enabled"),
     ("SECURE_HSTS_SECONDS", "-1"),

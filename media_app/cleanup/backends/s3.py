@@ -1,18 +1,23 @@
 """The S3 backend: walk and delete the objects under ``uploads/`` of django-storages' ``S3Storage``.
 
-The listing pages through ListObjectsV2, 1,000 keys a page, and takes each object's size and
-``LastModified`` from the page itself: no request per object, and one page in memory at a time.
-S3 lists keys in UTF-8 byte order, the order the engine merges in. Deletes go in DeleteObjects
-calls of up to 1,000 keys; each key's error is reported on its own. Throttling (503 SlowDown)
-and transient errors are retried by botocore, as the client's ``retries`` configuration says
-(``AWS_RETRY_MODE``, ``AWS_MAX_ATTEMPTS``): nothing here retries by hand. The storage's marker
-lives here too; the quarantine on S3 is ``s3_quarantine.py``.
+The listing (``s3_listing.py``) reads ListObjectsV2 pages of 1,000 keys on up to
+``MEDIA_CLEANUP_S3_LIST_CONCURRENCY`` connections at once, ranges of keys side by side, and
+hands the keys on in UTF-8 byte order, the order the engine merges in; each object's size and
+``LastModified`` come from the page itself, with no request per object. Deletes go in
+DeleteObjects calls of up to 1,000 keys, as many at once; each key's error is reported on its
+own. Throttling (503 SlowDown) and transient errors are retried by botocore, as the client's
+``retries`` configuration says (``AWS_RETRY_MODE``, ``AWS_MAX_ATTEMPTS``): nothing here retries
+by hand. The storage's marker lives here too; the quarantine on S3 is ``s3_quarantine.py``.
 """
 
+import collections
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ... import conf
 from ...paths import UPLOADS_PREFIX, in_uploads, is_layout_entry, object_key_prefix
 from ..batches import batched
 from .base import (
@@ -25,6 +30,7 @@ from .base import (
     StorageUnavailable,
     StoredFile,
 )
+from .s3_listing import ParallelListing
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +55,7 @@ def error_code(exc):
 
 
 class S3Walker:
-    """Walk ``uploads/`` of a bucket page by page, and delete in batches; ``AWS_LOCATION`` respected.
+    """Walk ``uploads/`` of a bucket and delete in batches, on several connections; ``AWS_LOCATION`` kept.
 
     Keys that Django's storage could not have written (folder markers ending in ``/``, names
     such as ``uploads//x``) are left alone: the storage would normalise them to another key.
@@ -63,61 +69,76 @@ class S3Walker:
         self.errors = []
         self.listed_files = 0
         self.listed_bytes = 0
+        self.wanted_connections = conf.s3_list_concurrency()
+        # More requests at once than the client's pool holds would open and drop connections.
+        self.connections = min(self.wanted_connections, self.client.meta.config.max_pool_connections)
 
     def iter_files(self):
         """Yield every object under ``uploads/`` as a ``StoredFile``, in byte order of names.
 
         ``listed_files`` and ``listed_bytes`` count what is yielded, from the sizes on each page.
         """
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket,
-            Prefix=self.key_prefix + UPLOADS_PREFIX,
-            PaginationConfig={"PageSize": PAGE_SIZE},
+        if self.connections < self.wanted_connections:
+            logger.warning(
+                "Listing on %d connections, not MEDIA_CLEANUP_S3_LIST_CONCURRENCY=%d: the S3 client's "
+                "max_pool_connections allows no more",
+                self.connections,
+                self.wanted_connections,
+            )
+        listing = ParallelListing(
+            self.client,
+            self.bucket,
+            self.key_prefix + UPLOADS_PREFIX,
+            page_size=PAGE_SIZE,
+            connections=self.connections,
         )
-        try:
-            for page in pages:
-                for entry in page.get("Contents", ()):
-                    name = entry["Key"][len(self.key_prefix) :]
-                    if not is_object_name(name):
-                        if not name.endswith("/"):  # a console's folder marker is no stray key
-                            logger.warning("Leaving alone %r: not a name the storage would write", name)
-                        continue
-                    self.listed_files += 1
-                    self.listed_bytes += entry["Size"]
-                    yield StoredFile(name, size=entry["Size"], modified=entry["LastModified"].timestamp())
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageUnavailable(
-                f"cannot list s3://{self.bucket}/{self.key_prefix}{UPLOADS_PREFIX}: {exc}"
-            ) from exc
+        with closing(iter(listing)) as entries:
+            for key, size, modified in entries:
+                name = key[len(self.key_prefix) :]
+                if not is_object_name(name):
+                    if not name.endswith("/"):  # a console's folder marker is no stray key
+                        logger.warning("Leaving alone %r: not a name the storage would write", name)
+                    continue
+                self.listed_files += 1
+                self.listed_bytes += size
+                yield StoredFile(name, size=size, modified=modified)
 
     def delete(self, files):
         """Delete the files in DeleteObjects calls of up to 1,000 keys; yield ``(file, outcome, detail)``.
 
-        S3 reports a key that was already gone as deleted, so ``Deletion.GONE`` never comes from here.
+        Up to ``connections`` calls go at once; outcomes come in the order of ``files``. S3
+        reports a key that was already gone as deleted, so ``Deletion.GONE`` never comes from here.
         """
-        for batch in batched(files, PAGE_SIZE):
-            yield from self._delete_batch(batch)
+        with ThreadPoolExecutor(self.connections, thread_name_prefix="s3-delete") as pool:
+            sent = collections.deque()
+            for batch in batched(files, PAGE_SIZE):
+                sent.append(pool.submit(self._delete_batch, batch))
+                if len(sent) == self.connections:
+                    yield from sent.popleft().result()
+            while sent:
+                yield from sent.popleft().result()
 
     def _delete_batch(self, batch):
-        keyed = []
+        """Delete one batch in one DeleteObjects call (on a connection of the pool); return its outcomes."""
+        outcomes, keyed = [], []
         for stored in batch:
             if not is_object_name(stored.name):
-                yield stored, Deletion.FAILED, NOT_A_PLAIN_NAME
+                outcomes.append((stored, Deletion.FAILED, NOT_A_PLAIN_NAME))
             elif is_layout_entry(stored.name):
-                yield stored, Deletion.FAILED, KEPT_LAYOUT_ENTRY
+                outcomes.append((stored, Deletion.FAILED, KEPT_LAYOUT_ENTRY))
             else:
                 keyed.append((self.key_prefix + stored.name, stored))
         if not keyed:
-            return
+            return outcomes
         try:
             response = self.client.delete_objects(
                 Bucket=self.bucket, Delete={"Objects": [{"Key": key} for key, _ in keyed]}
             )
         except (BotoCoreError, ClientError) as exc:
             # The retries are spent (or the request cannot succeed): the whole batch failed.
-            for _, stored in keyed:
-                yield stored, Deletion.FAILED, f"{type(exc).__name__}: {exc}"
-            return
+            return outcomes + [
+                (stored, Deletion.FAILED, f"{type(exc).__name__}: {exc}") for _, stored in keyed
+            ]
         failures = {
             error["Key"]: f"{error.get('Code', 'Error')}: {error.get('Message', '')}"
             for error in response.get("Errors", ())
@@ -125,11 +146,12 @@ class S3Walker:
         deleted = {entry["Key"] for entry in response.get("Deleted", ())}
         for key, stored in keyed:
             if key in failures:
-                yield stored, Deletion.FAILED, failures[key]
+                outcomes.append((stored, Deletion.FAILED, failures[key]))
             elif key in deleted:
-                yield stored, Deletion.DELETED, ""
+                outcomes.append((stored, Deletion.DELETED, ""))
             else:
-                yield stored, Deletion.FAILED, "the server did not report the key as deleted"
+                outcomes.append((stored, Deletion.FAILED, "the server did not report the key as deleted"))
+        return outcomes
 
 
 class S3MarkerStore:
