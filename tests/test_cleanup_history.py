@@ -6,10 +6,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from media_app.cleanup.backends.filesystem import FilesystemWalker
 from media_app.cleanup.engine import run_cleanup
 from media_app.cleanup.history import run_ended
 from media_app.cleanup.result import FIGURES
-from media_app.models import CleanupRun
+from media_app.models import CleanupRun, Media
 from tests import factories
 from tests.backends import later
 
@@ -182,6 +183,23 @@ def test_a_symlink_counts_its_own_size_and_a_linked_type_folder_its_files(media_
     run = CleanupRun.objects.get(pk=result.run_id)
     link = len(os.fsencode(outside_dir / "big.jpg"))  # a link's size is its target's path
     assert (run.storage_files, run.storage_bytes) == (3, 40 + 9 + link)
+
+
+def test_a_file_a_media_row_records_counts_the_size_recorded_at_upload(media_root, monkeypatch):
+    """On local files the sweep asks the disk for no size of a file a row records (an lstat each)."""
+    media = factories.media(factories.tour(), content=b"a" * 300)
+    Media.objects.filter(pk=media.pk).update(size=1234)  # as if the file changed behind the row
+    factories.stray_file(media_root, "uploads/guides/stray.jpg", b"b" * 50)
+    asked = []
+    describe = FilesystemWalker._describe
+    monkeypatch.setattr(
+        FilesystemWalker, "_describe", lambda walker, name: asked.append(name) or describe(walker, name)
+    )
+
+    result = run_cleanup(dry_run=True, now=later())
+
+    assert (result.storage_files, result.storage_bytes) == (2, 1234 + 50)
+    assert asked == ["uploads/guides/stray.jpg"], "only the file no row records is read"
 
 
 def test_a_run_on_the_admins_selection_lists_nothing_and_records_no_storage_size(media_root):

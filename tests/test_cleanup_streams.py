@@ -16,15 +16,16 @@ pytestmark = pytest.mark.django_db
 NAMES = ["uploads/tours/Zebra.jpg", "uploads/tours/apple.jpg", "uploads/tours/ä.jpg", "uploads/tours/თ.jpg"]
 
 
-def test_referenced_names_come_in_byte_order_once_per_row():
+def test_referenced_names_come_in_byte_order_once_per_row_with_media_sizes():
     tour = factories.tour()
-    for name in [*reversed(NAMES), NAMES[0]]:
-        Media.objects.create(content_object=tour, file=name)
+    for size, name in enumerate([*reversed(NAMES), NAMES[0]]):
+        Media.objects.create(content_object=tour, file=name, size=size)
 
     with CaptureQueriesContext(connection) as queries:
-        names = list(dict(reference_streams("default"))[Media])
+        rows = list(dict(reference_streams("default"))[Media])
 
-    assert names == sorted([*NAMES, NAMES[0]], key=str.encode)
+    assert [name for name, _ in rows] == sorted([*NAMES, NAMES[0]], key=str.encode)
+    assert {(name, size) for name, size in rows} == set(Media.objects.values_list("file", "size"))
     # A database created with a byte-order locale sorts so by itself: the order must be asked for.
     assert re.search(r'ORDER BY .*COLLATE "(C|BINARY)"', queries[-1]["sql"])
 

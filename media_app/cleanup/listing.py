@@ -6,9 +6,8 @@ streams rows from the database.
 
 Output: on stdout, each file's name relative to FOLDER followed by a NUL byte (NUL cannot
 occur in a file name); at the end, on stderr, one JSON object
-``{"files": count, "bytes": total, "unreadable": count, "unreadable_sample": [...], "errors": [...]}``:
-the files listed and the sum of their sizes (each as ``lstat`` gives it: a symlink counts its
-own size, never its target's), then what could not be listed.
+``{"unreadable": count, "unreadable_sample": [...], "errors": [...]}``: what could not be
+listed. It asks the disk for nothing but the folders' entries: no ``stat`` per file.
 
 Symlinks are listed as files and never followed, except those directly in FOLDER named by
 ``--follow NAME``: they are walked as folders (the sweep checks them first, see
@@ -30,11 +29,9 @@ MAX_ERRORS = 100
 
 
 class Report:
-    """What the listing reports at its end: the files it listed, their bytes, and what it could not list."""
+    """What the listing reports at its end: what it could not list."""
 
     def __init__(self):
-        self.files = 0
-        self.bytes = 0
         self.unreadable = 0
         self.unreadable_sample = []
         self.errors = []
@@ -53,8 +50,6 @@ class Report:
     def as_dict(self):
         """Return the report the listing writes on stderr at its end."""
         return {
-            "files": self.files,
-            "bytes": self.bytes,
             "unreadable": self.unreadable,
             "unreadable_sample": self.unreadable_sample,
             "errors": self.errors,
@@ -101,8 +96,7 @@ def sorted_entries(path, report, chunk=DEFAULT_CHUNK, follow=frozenset()):
 
     A folder sorts as ``name/``, so that ``a/b`` comes after ``a-b`` as it does in a plain
     string sort of the full names; so does a symlink to a folder named in ``follow``. Past
-    ``chunk`` entries, sorted runs spill to temporary files and are merged back lazily. Each
-    entry listed as a file is counted in ``report``, with its size.
+    ``chunk`` entries, sorted runs spill to temporary files and are merged back lazily.
     """
     runs, names = [], []
     with os.scandir(path) as scan:
@@ -115,12 +109,6 @@ def sorted_entries(path, report, chunk=DEFAULT_CHUNK, follow=frozenset()):
                 names.append(name + "/")
             else:
                 names.append(name)
-                report.files += 1
-                try:
-                    # The scan gives no size: one lstat, here on the listing's own core.
-                    report.bytes += entry.stat(follow_symlinks=False).st_size
-                except OSError:
-                    pass  # gone since the folder was read: listed all the same, with no size
             if len(names) >= chunk:
                 runs.append(_spill_run(names))
                 names = []

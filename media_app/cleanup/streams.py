@@ -22,13 +22,18 @@ def byte_order(connection, field_name):
 
 
 def reference_streams(using):
-    """Return ``[(model, names)]``: per FileField, the names its rows hold in byte order, one per row."""
+    """Return ``[(model, rows)]``: per FileField, its rows' names in byte order, one per row.
+
+    Media rows come as ``(name, size)``, the size recorded at upload, so that the sweep can add
+    up the storage's size without asking the storage for each file; other models' as names.
+    """
     streams = []
     for model, field_name in references.file_fields():
+        rows = model._base_manager.using(using).order_by(byte_order(connections[using], field_name))
         rows = (
-            model._base_manager.using(using)
-            .order_by(byte_order(connections[using], field_name))
-            .values_list(field_name, flat=True)
+            rows.values_list(field_name, "size")
+            if model is Media
+            else rows.values_list(field_name, flat=True)
         )
         streams.append((model, rows.iterator(chunk_size=STREAM_CHUNK)))
     return streams

@@ -110,6 +110,11 @@ class StoredFile:
         return self._size
 
     @property
+    def known_size(self):
+        """Return the size if known without asking the storage (listed with it, or read), else None."""
+        return self._size
+
+    @property
     def modified(self):
         """Modification time as a POSIX timestamp."""
         if self._modified is None and self._describe:
@@ -186,9 +191,6 @@ class Walker(Protocol):
 
     unreadable_names: int  # names the listing had to leave alone (not valid UTF-8)
     errors: list[str]  # parts of the storage the listing could not read
-    # What the listing listed, once it has listed everything: files, and the sum of their sizes.
-    listed_files: int
-    listed_bytes: int
 
     def iter_files(self) -> Iterator[StoredFile]:
         """Return the files under ``uploads/`` in byte order of names, as an iterator one may ``close()``."""

@@ -45,8 +45,7 @@ class FilesystemWalker:
     walked like a folder (see ``paths.UploadsLayout``). Below that, a symlink is listed as a file
     (it may be deleted as a link; its target is never touched). Names that are not valid UTF-8 are
     counted in ``unreadable_names`` and left alone; a folder that cannot be read is reported in
-    ``errors`` and skipped. Once the listing has ended, ``listed_files`` and ``listed_bytes`` say
-    what it listed: the listing process sums the sizes, a symlink counting its own size.
+    ``errors`` and skipped. A file's size and time are read (one ``lstat``) only when asked for.
     """
 
     def __init__(self, storage):
@@ -54,8 +53,6 @@ class FilesystemWalker:
         self.root = os.path.realpath(storage.location)
         self.unreadable_names = 0
         self.errors = []
-        self.listed_files = 0
-        self.listed_bytes = 0
 
     def _describe(self, name):
         info = os.lstat(os.path.join(self.root, name))
@@ -92,8 +89,6 @@ class FilesystemWalker:
             ) from None
         if report.get("failed"):
             raise StorageUnavailable("; ".join(report["errors"]))
-        self.listed_files += report["files"]
-        self.listed_bytes += report["bytes"]
         self.unreadable_names += report["unreadable"]
         for path in report["unreadable_sample"]:
             logger.warning("Leaving alone %r: its name is not valid UTF-8", path)

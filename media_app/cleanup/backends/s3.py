@@ -67,17 +67,12 @@ class S3Walker:
         self.key_prefix = object_key_prefix(storage)
         self.unreadable_names = 0  # S3 keys are always valid UTF-8
         self.errors = []
-        self.listed_files = 0
-        self.listed_bytes = 0
         self.wanted_connections = conf.s3_list_concurrency()
         # More requests at once than the client's pool holds would open and drop connections.
         self.connections = min(self.wanted_connections, self.client.meta.config.max_pool_connections)
 
     def iter_files(self):
-        """Yield every object under ``uploads/`` as a ``StoredFile``, in byte order of names.
-
-        ``listed_files`` and ``listed_bytes`` count what is yielded, from the sizes on each page.
-        """
+        """Yield every object under ``uploads/`` as a ``StoredFile`` with its size, in byte order."""
         if self.connections < self.wanted_connections:
             logger.warning(
                 "Listing on %d connections, not MEDIA_CLEANUP_S3_LIST_CONCURRENCY=%d: the S3 client's "
@@ -99,8 +94,6 @@ class S3Walker:
                     if not name.endswith("/"):  # a console's folder marker is no stray key
                         logger.warning("Leaving alone %r: not a name the storage would write", name)
                     continue
-                self.listed_files += 1
-                self.listed_bytes += size
                 yield StoredFile(name, size=size, modified=modified)
 
     def delete(self, files):
