@@ -27,5 +27,5 @@ def referenced_names(names, using, excluding=None):
         rows = model._base_manager.using(using).filter(**{f"{field_name}__in": names})
         if excluding and model in excluding:
             rows = rows.exclude(pk__in=excluding[model])
-        found.update(rows.values_list(field_name, flat=True))
+        found.update(rows.order_by().values_list(field_name, flat=True))
     return found

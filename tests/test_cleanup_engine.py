@@ -269,6 +269,19 @@ def test_a_file_behind_an_odd_but_inward_name_stays_referenced(spelling, backend
     assert backend.exists(name)
 
 
+def test_a_row_naming_a_listed_file_whose_backslashes_climb_is_refused(media_root):
+    """Local files only: a name with backslashes that lead up once read as separators."""
+    name = "uploads/tours/a\\..\\..\\..\\secret.txt"
+    factories.stray_file(media_root, name)
+    row = factories.media(factories.tour())
+    Media.objects.filter(pk=row.pk).update(file=name)
+
+    result = run_cleanup(dry_run=True, now=later(days=3))
+
+    assert result.refused_paths == 1
+    assert result.missing_files == 0
+
+
 def test_a_file_referenced_after_the_listing_is_kept(backend):
     """Each batch is checked against the database just before it goes."""
     stray = backend.put("uploads/tours/adopted.jpg")
@@ -478,9 +491,9 @@ def test_rate_limits_deletions_per_second(backend):
 
 def test_an_unsorted_walker_fails_the_run_before_any_delete(media_root):
     class UnsortedWalker(FilesystemWalker):
-        def iter_files(self):
-            yield StoredFile("uploads/tours/b.jpg", size=1, modified=0)
-            yield StoredFile("uploads/tours/a.jpg", size=1, modified=0)
+        def iter_pages(self):
+            files = [StoredFile(f"uploads/tours/{n}.jpg", size=1, modified=0) for n in "ba"]
+            yield [stored.name for stored in files], files
 
     strays = [factories.stray_file(media_root, f"uploads/tours/{n}.jpg") for n in "ab"]
     from django.core.files.storage import default_storage

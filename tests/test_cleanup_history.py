@@ -191,9 +191,9 @@ def test_a_file_a_media_row_records_counts_the_size_recorded_at_upload(media_roo
     Media.objects.filter(pk=media.pk).update(size=1234)  # as if the file changed behind the row
     factories.stray_file(media_root, "uploads/guides/stray.jpg", b"b" * 50)
     asked = []
-    describe = FilesystemWalker._describe
+    describe = FilesystemWalker.describe
     monkeypatch.setattr(
-        FilesystemWalker, "_describe", lambda walker, name: asked.append(name) or describe(walker, name)
+        FilesystemWalker, "describe", lambda walker, name: asked.append(name) or describe(walker, name)
     )
 
     result = run_cleanup(dry_run=True, now=later())

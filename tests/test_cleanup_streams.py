@@ -6,7 +6,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from media_app.cleanup.streams import orphan_streams, planned_for_whole_results, reference_streams
+from media_app.cleanup.streams import (
+    STREAM_CHUNK,
+    orphan_pages,
+    planned_for_whole_results,
+    reference_pages,
+)
 from media_app.models import Media
 from tests import factories
 
@@ -22,8 +27,10 @@ def test_referenced_names_come_in_byte_order_once_per_row_with_media_sizes():
         Media.objects.create(content_object=tour, file=name, size=size)
 
     with CaptureQueriesContext(connection) as queries:
-        rows = list(dict(reference_streams("default"))[Media])
+        media, others = reference_pages("default")
+        rows = [row for names, sizes in media for row in zip(names, sizes, strict=True)]
 
+    assert others == [], "Media is the project's only FileField"
     assert [name for name, _ in rows] == sorted([*NAMES, NAMES[0]], key=str.encode)
     assert {(name, size) for name, size in rows} == set(Media.objects.values_list("file", "size"))
     # A database created with a byte-order locale sorts so by itself: the order must be asked for.
@@ -39,12 +46,31 @@ def test_orphaned_rows_come_per_owner_type_in_byte_order():
     factories.delete_behind_the_orms_back(guide)
     live_types, _ = Media.objects.owner_types()
 
-    streams = [list(stream) for stream in orphan_streams("default", live_types)]
+    streams = [
+        [row for names, pks in pages for row in zip(names, pks, strict=True)]
+        for pages in orphan_pages("default", live_types)
+    ]
 
     assert len(streams) == 2
     for stream in streams:
         assert [name for name, _ in stream] == sorted(NAMES, key=str.encode)
     assert {pk for stream in streams for _, pk in stream} == {row.pk for row in rows}
+
+
+def test_rows_come_a_page_at_a_time_and_the_query_runs_at_once(settings):
+    tour = factories.tour()
+    Media.objects.bulk_create(
+        Media(content_object=tour, file=f"uploads/tours/{n:05}.jpg", size=n) for n in range(STREAM_CHUNK + 2)
+    )
+
+    with CaptureQueriesContext(connection) as queries:
+        media, _ = reference_pages("default")
+        ran = len(queries)
+        pages = list(media)
+
+    assert ran == 1, "the query runs before the first page is asked for: in the caller's thread"
+    assert [len(names) for names, _ in pages] == [STREAM_CHUNK, 2]
+    assert pages[1] == (["uploads/tours/05000.jpg", "uploads/tours/05001.jpg"], [5000, 5001])
 
 
 def test_postgresql_plans_for_whole_results_within_the_block_only():
@@ -60,3 +86,4 @@ def test_postgresql_plans_for_whole_results_within_the_block_only():
     with planned_for_whole_results(connection):
         assert fraction() == 1.0
     assert fraction() == before
+

@@ -14,12 +14,16 @@ A run has three phases:
    before it goes.
 """
 
+import gc
+import itertools
 import logging
 import os
 import posixpath
 import tempfile
 import time
-from contextlib import closing
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from contextlib import ExitStack, closing
 
 from django.db import DatabaseError, connections
 from django.db.transaction import TransactionManagementError
@@ -33,17 +37,21 @@ from .binding import Binding, StorageRefused
 from .cap import over_cap
 from .history import RunHistory
 from .lock import LockLost, cleanup_lock
-from .merge import OutOfOrder, align, merged
+from .merge import OutOfOrder, Stream, windows
 from .options import CleanupOptions
 from .pacing import Pacing
+from .prefetch import Prefetched
 from .removal import PAGE_SIZE, Removal
 from .result import CleanupResult, Item, Status, one_line, summary
 from .spill import Spill
-from .streams import orphan_streams, planned_for_whole_results, reference_streams
+from .streams import orphan_pages, planned_for_whole_results, reference_pages
 
 logger = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 2.0  # seconds between progress reports and history updates
+# Pages read ahead: blocks of names from the listing (256 KiB each), pages of media rows (5,000).
+LISTING_PAGES_AHEAD = 8
+ROW_PAGES_AHEAD = 4
 
 
 def run_cleanup(**options):
@@ -108,6 +116,17 @@ def run_cleanup(**options):
     return result
 
 
+def freeze_loaded_objects():
+    """Leave the objects loaded so far out of the garbage collector's passes, in a process made to sweep.
+
+    A sweep reads millions of rows, each a new tuple, and the collector's full passes then walk
+    every object Django and the project loaded at start-up, again and again: about 8% of a dry
+    run of a million files (docs/benchmarks.md). ``gc.freeze()`` leaves those out. For the
+    processes that exist to run one sweep (the command, the cron job), not for a web server.
+    """
+    gc.freeze()
+
+
 class Sweep:
     """One run under the lock: the collect and cap phases, then a ``Removal`` of what was found."""
 
@@ -130,8 +149,6 @@ class Sweep:
         # Names refused as written but pointing into uploads/ once normalised ("uploads//x"):
         # their files count as referenced. Only odd rows land here, so it stays small.
         self.protected = set()
-        # The last two media rows read, (name, upload size): see recorded_size().
-        self.last_row = self.previous_row = (None, None)
 
     def run(self):
         """Check the storage's binding, collect, apply the cap, then remove what was found."""
@@ -192,95 +209,172 @@ class Sweep:
             self.item(Item.STALE_TYPE, f"{content_type.app_label}.{content_type.model} ({count} rows kept)")
         return live
 
-    def reference_names(self):
-        """Yield every referenced name under ``uploads/`` in byte order, once per row."""
-        streams = reference_streams(self.options.using)
-        return merged([self._uploads_only(names, is_media=model is Media) for model, names in streams])
-
-    def _uploads_only(self, rows, is_media):
-        result = self.result
-        for row in rows:
-            if is_media:
-                result.records_checked += 1
-                # The merge reads one name ahead of the one it hands on: keep two rows' sizes.
-                self.previous_row, self.last_row = self.last_row, row
-                name = row[0]
-            else:
-                name = row
-            if not name:
-                continue
-            if in_uploads(name):
-                yield name
-                continue
-            self.result.refused_paths += 1
-            self.item(Item.REFUSED_PATH, name)
-            normalised = posixpath.normpath(name)
-            if normalised.startswith(UPLOADS_PREFIX) and is_safe_name(normalised):
-                self.protected.add(normalised)
-
-    def orphaned_rows(self, spill):
-        """Yield ``(name, pk)`` of orphaned rows in byte order; spill those with no file to go."""
-        for name, pk in merged(orphan_streams(self.options.using, self.owner_types)):
-            self.result.orphaned_records += 1
-            self.item(Item.ORPHANED_RECORD, f"{name} (row {pk})")
-            if in_uploads(name):
-                yield name, pk
-            else:
-                spill.append(str(pk), None, 0)  # the row goes; its path is never touched
-
     def collect(self, orphaned_rows, orphaned_files):
-        """Count everything in one merge of references, orphaned rows and stored files."""
+        """Count everything in one merge of references, orphaned rows and stored files, window by window."""
+        using = self.options.using
+        # The files first: a listing process starts at once and runs during the queries. The
+        # listing and the media rows, the long streams, are read ahead in threads of their own.
+        with ExitStack() as streams_open:
+            stored_pages = streams_open.enter_context(
+                closing(Prefetched(self.walker.iter_pages(), LISTING_PAGES_AHEAD, name="listing"))
+            )
+            media, others = reference_pages(using)
+            media = streams_open.enter_context(closing(Prefetched(media, ROW_PAGES_AHEAD, name="media rows")))
+            streams = [
+                Stream(stored_pages, unique=True, what="stored files"),
+                Stream(media, unique=False, what="media rows"),
+                *(Stream(pages, False, f"rows of {model._meta.label}") for model, pages in others),
+                *(Stream(pages, False, "orphaned rows") for pages in orphan_pages(using, self.owner_types)),
+            ]
+            for stored, media_rows, *rest in windows(streams):
+                other_names = [names for names, _ in rest[: len(others)]]
+                orphans = rest[len(others) :]
+                self.collect_window(stored, media_rows, other_names, orphans, orphaned_rows, orphaned_files)
+                self.report_progress()
         result = self.result
-        # The files first: a listing process starts at once and runs during the queries.
-        with closing(self.walker.iter_files()) as stored_files:
-            aligned = align(self.reference_names(), self.orphaned_rows(orphaned_rows), stored_files)
-            for number, (name, reference_count, orphan_pks, stored) in enumerate(aligned):
-                if number % 4096 == 0:
-                    self.report_progress()
-                live_references = reference_count - len(orphan_pks)
-                if live_references > 0:
-                    self.referenced += 1
-                    self.referenced_present += stored is not None
-                if stored is None:
-                    if live_references > 0:
-                        result.missing_files += live_references
-                        self.item(Item.MISSING_FILE, name)
-                    for pk in orphan_pks:
-                        orphaned_rows.append(str(pk), None, 0)
-                    continue
-                result.files_checked += 1
-                size = stored.known_size
-                if size is None:
-                    size = self.recorded_size(name, stored)
-                result.storage_bytes += size or 0
-                if reference_count == 0 and not orphan_pks:
-                    self.collect_unreferenced(stored, orphaned_files)
-                elif live_references <= 0 and not self.kept_in_layout(name):
-                    # Only orphaned rows point at it: it goes with the first of them.
-                    self.row_files += 1
-                    orphaned_rows.append(str(orphan_pks[0]), name, stored.size)
-                    for pk in orphan_pks[1:]:
-                        orphaned_rows.append(str(pk), None, 0)
-                else:
-                    for pk in orphan_pks:
-                        orphaned_rows.append(str(pk), None, 0)
         result.storage_files = result.files_checked
         result.unreadable_names += self.walker.unreadable_names
         for message in self.walker.errors:
             result.add_error(message)
 
-    def recorded_size(self, name, stored):
-        """Return a listed file's size as its media row recorded it at upload, else read it.
+    def collect_window(self, stored, media, others, orphans, orphaned_rows, orphaned_files):
+        """Count one window of names: in bulk where the streams agree, name by name where they do not.
 
-        On local files the listing gives no size, and an ``lstat`` per file cost the dry run
-        of a million files 60% more time (measured); only a file whose row is not among the
-        last two read (one no media row records, or, with other FileFields' streams merged in,
-        one read further ahead) is read from the storage.
+        Most names are the same plain thing in every stream: one live media row, one stored file.
+        Those are counted with set operations; every other name (a file nothing references, a
+        row whose file is missing, an orphaned row, a name referenced twice or by another model)
+        goes through ``collect_name()``, in byte order.
         """
-        for recorded_name, size in (self.last_row, self.previous_row):
-            if recorded_name == name:
-                return size
-        return stored.size
+        result = self.result
+        file_names, files_listed = stored
+        media_names, media_sizes = media
+        result.records_checked += len(media_names)
+        result.files_checked += len(file_names)
+        names = [*media_names, *itertools.chain.from_iterable(others)] if others else media_names
+        files = set(file_names)
+        referenced = set(names)
+        # A name the listing gives is one the sweep may touch, unless a backslash in it makes it
+        # climb once read as a separator (local files): only the names no file has are tested
+        # one by one, and they are few.
+        plain_names = "\\" not in "".join(names) and all(map(in_uploads, referenced - files))
+        if not plain_names:
+            names = self.refuse_outside_uploads(names)
+            referenced = set(names)
+        orphan_pks = self.orphans_in_uploads(orphans, orphaned_rows)
+        # Special: whatever is not one live media row with its file.
+        disagree = referenced ^ files
+        special = set(disagree)
+        special.update(orphan_pks)
+        for other in others:
+            special.update(other)
+        counts = Counter(names) if len(referenced) != len(names) else None
+        if counts is not None:
+            special.update(name for name, count in counts.items() if count > 1)
+        common = (len(referenced) + len(files) - len(disagree)) // 2
+        plain = common - sum(1 for name in special if name in files and name in referenced)
+        self.referenced += plain
+        self.referenced_present += plain
+        if files_listed is not None:
+            # Listed with their sizes (object storage): all of them here, none in collect_name().
+            result.storage_bytes += sum(stored.size or 0 for stored in files_listed)
+        elif plain_names:
+            # Local files: the size each row recorded at upload, no lstat per file. Every row
+            # names a plain file here but those of special names, counted one by one below.
+            result.storage_bytes += sum(media_sizes) - sum(
+                sum(media_sizes[bisect_left(media_names, name) : bisect_right(media_names, name)])
+                for name in special
+            )
+        else:
+            result.storage_bytes += sum(
+                size
+                for name, size in zip(media_names, media_sizes, strict=True)
+                if name in files and name not in special
+            )
+        for name in sorted(special):
+            here = None
+            if name in files:
+                if files_listed is None:
+                    here = self.walker.stored(name)
+                else:
+                    here = files_listed[bisect_left(file_names, name)]
+            count = counts[name] if counts is not None else int(name in referenced)
+            self.collect_name(
+                name,
+                count,
+                orphan_pks.get(name, ()),
+                here,
+                recorded_size(media_names, media_sizes, name),
+                orphaned_rows,
+                orphaned_files,
+            )
+
+    def collect_name(self, name, references, orphan_pks, stored, recorded, orphaned_rows, orphaned_files):
+        """Count one name that is not simply one live media row with its file.
+
+        ``recorded`` is the size a media row of that name recorded at upload, or None.
+        """
+        result = self.result
+        live_references = references - len(orphan_pks)
+        if live_references > 0:
+            self.referenced += 1
+            self.referenced_present += stored is not None
+        if stored is None:
+            if live_references > 0:
+                result.missing_files += live_references
+                self.item(Item.MISSING_FILE, name)
+            for pk in orphan_pks:
+                orphaned_rows.append(str(pk), None, 0)
+            return
+        size = stored.known_size
+        if size is None:
+            # A listing of names only (local files): the size a row recorded, else an lstat.
+            size = stored.size if recorded is None else recorded
+            result.storage_bytes += size or 0
+        if references == 0 and not orphan_pks:
+            self.collect_unreferenced(stored, orphaned_files)
+        elif live_references <= 0 and not self.kept_in_layout(name):
+            # Only orphaned rows point at it: it goes with the first of them.
+            self.row_files += 1
+            orphaned_rows.append(str(orphan_pks[0]), name, size)
+            for pk in orphan_pks[1:]:
+                orphaned_rows.append(str(pk), None, 0)
+        else:
+            for pk in orphan_pks:
+                orphaned_rows.append(str(pk), None, 0)
+
+    def refuse_outside_uploads(self, names):
+        """Report the referenced names the sweep may not touch; return the others (empty ones left out)."""
+        kept = []
+        for name in names:
+            if not name:
+                continue
+            if in_uploads(name):
+                kept.append(name)
+                continue
+            self.result.refused_paths += 1
+            self.item(Item.REFUSED_PATH, name)
+            normalised = posixpath.normpath(name)
+            if normalised.startswith(UPLOADS_PREFIX) and is_safe_name(normalised):
+                # Its file counts as referenced: a name such as "uploads//x" is refused as
+                # written, but names the file "uploads/x".
+                self.protected.add(normalised)
+        return kept
+
+    def orphans_in_uploads(self, orphans, orphaned_rows):
+        """Count a window's orphaned rows; return ``{name: [pk, ...]}`` of those the sweep may touch.
+
+        A row whose name the sweep may not touch goes without its file.
+        """
+        by_name = {}
+        for names, pks in orphans:
+            for name, pk in zip(names, pks, strict=True):
+                self.result.orphaned_records += 1
+                self.item(Item.ORPHANED_RECORD, f"{name} (row {pk})")
+                if in_uploads(name):
+                    by_name.setdefault(name, []).append(pk)
+                else:
+                    orphaned_rows.append(str(pk), None, 0)  # the row goes; its path is never touched
+        return by_name
 
     def collect_selected(self, orphaned_rows):
         """Spill the orphaned rows among ``media_ids``, each with its file as the row describes it."""
@@ -374,3 +468,16 @@ class Sweep:
         if self.options.on_progress:
             self.options.on_progress(self.result)
         self.history.progress()
+
+
+def recorded_size(names, sizes, name):
+    """Return the size recorded at upload by the media row named ``name``, or None without one.
+
+    ``names`` is a window's media row names, in order, and ``sizes`` their sizes. On local files
+    the listing gives no size, and an ``lstat`` per file cost the dry run of a million files
+    60% more time (measured): only a file no media row records is read from the storage.
+    """
+    index = bisect_left(names, name)
+    if index < len(names) and names[index] == name:
+        return sizes[index]
+    return None

@@ -68,7 +68,7 @@ def is_utf8(name):
 
 
 def walk(top, report, chunk=DEFAULT_CHUNK, follow=frozenset()):
-    """Yield the names of the files under ``top``, relative to it, in byte order.
+    """Yield the names of the files under ``top``, relative to it, in byte order, in lists.
 
     The symlinks directly in ``top`` named in ``follow`` are walked as folders when they lead to
     one. Raises OSError when ``top`` itself cannot be listed.
@@ -78,10 +78,17 @@ def walk(top, report, chunk=DEFAULT_CHUNK, follow=frozenset()):
 
 
 def _walk(top, prefix, entries, report, chunk):
+    files = []
     for entry in entries:
         if not entry.endswith("/"):
-            yield prefix + entry
+            files.append(prefix + entry)
+            if len(files) >= chunk:
+                yield files
+                files = []
             continue
+        if files:
+            yield files
+            files = []
         folder = prefix + entry
         try:
             children = sorted_entries(os.path.join(top, folder), report, chunk)
@@ -89,6 +96,8 @@ def _walk(top, prefix, entries, report, chunk):
             report.error(f"cannot list {folder}: {exc.strerror or exc}")
             continue
         yield from _walk(top, folder, children, report, chunk)
+    if files:
+        yield files
 
 
 def sorted_entries(path, report, chunk=DEFAULT_CHUNK, follow=frozenset()):
@@ -99,19 +108,21 @@ def sorted_entries(path, report, chunk=DEFAULT_CHUNK, follow=frozenset()):
     ``chunk`` entries, sorted runs spill to temporary files and are merged back lazily.
     """
     runs, names = [], []
+    append = names.append
     with os.scandir(path) as scan:
         for entry in scan:
             name = entry.name
-            if not is_utf8(name):
+            if not (name.isascii() or is_utf8(name)):
                 report.unreadable_name(os.path.join(path, name))
                 continue
-            if entry.is_dir(follow_symlinks=name in follow):
-                names.append(name + "/")
+            if entry.is_dir(follow_symlinks=bool(follow) and name in follow):
+                append(name + "/")
             else:
-                names.append(name)
+                append(name)
             if len(names) >= chunk:
                 runs.append(_spill_run(names))
                 names = []
+                append = names.append
     names.sort()
     if not runs:
         return names
@@ -148,15 +159,9 @@ def main(argv=None):
     follow = frozenset(options.follow)
     report = Report()
     out = sys.stdout.buffer
-    batch = []
     try:
-        for name in walk(options.folder, report, options.chunk, follow):
-            batch.append(name)
-            if len(batch) == 4096:
-                out.write(("\0".join(batch) + "\0").encode("utf-8"))
-                batch = []
-        if batch:
-            out.write(("\0".join(batch) + "\0").encode("utf-8"))
+        for names in walk(options.folder, report, options.chunk, follow):
+            out.write(("\0".join(names) + "\0").encode("utf-8"))
         out.flush()
     except BrokenPipeError:
         return 1  # the sweep stopped reading: nothing more to do

@@ -56,7 +56,7 @@ class Removal:
                     if rows:
                         self.record_in_quarantine(rows)
                 else:
-                    gone = {str(pk) for pk in still_orphaned.values_list("pk", flat=True)}
+                    gone = {str(pk) for pk in still_orphaned.order_by().values_list("pk", flat=True)}
                 if gone and not dry_run:
                     Media.objects.using(using).filter(pk__in=gone).delete()
             self.result.deleted_records += len(gone)

@@ -1,15 +1,19 @@
 """The database's side of the merge: referenced names and orphaned rows, streamed in byte order."""
 
 from contextlib import contextmanager
+from operator import itemgetter
 
 from django.db import DatabaseError, connections, models
 from django.db.models.functions import Collate
+from django.db.models.sql.constants import MULTI
 
 from .. import references
 from ..models import Media
+from .batches import batched
 
 # Rows fetched per round trip of the streams the merge reads (a page of names is ~0.5 MiB).
 STREAM_CHUNK = 5_000
+FIRST, SECOND = itemgetter(0), itemgetter(1)
 # Collations under which the database orders text as Python orders str (code points, which
 # for UTF-8 is byte order). The merge depends on it and checks it as it goes.
 BYTE_ORDER_COLLATIONS = {"postgresql": "C", "sqlite": "BINARY"}
@@ -21,33 +25,71 @@ def byte_order(connection, field_name):
     return Collate(field_name, collation) if collation else models.F(field_name)
 
 
-def reference_streams(using):
-    """Return ``[(model, rows)]``: per FileField, its rows' names in byte order, one per row.
+def reference_pages(using):
+    """Return the names every FileField's rows reference, in byte order, one per row, in pages.
 
-    Media rows come as ``(name, size)``, the size recorded at upload, so that the sweep can add
-    up the storage's size without asking the storage for each file; other models' as names.
+    A page is ``(names, payload)``, as ``merge.windows()`` takes it. Return ``(media, others)``:
+    the media rows' pages, with the size each row recorded at upload as payload (so that the
+    sweep can add up the storage's size without asking the storage for each file), and
+    ``[(model, pages)]`` of the project's other FileFields, without payload.
     """
-    streams = []
+    media, others = None, []
     for model, field_name in references.file_fields():
         rows = model._base_manager.using(using).order_by(byte_order(connections[using], field_name))
-        rows = (
-            rows.values_list(field_name, "size")
-            if model is Media
-            else rows.values_list(field_name, flat=True)
-        )
-        streams.append((model, rows.iterator(chunk_size=STREAM_CHUNK)))
-    return streams
+        if model is Media:
+            media = _columns(rows.values_list(field_name, "size"), 2)
+        else:
+            others.append((model, _columns(rows.values_list(field_name), 1)))
+    return media, others
 
 
-def orphan_streams(using, owner_types):
-    """Return per owner type the ``(name, pk)`` of its orphaned media rows, in byte order of names."""
+def _columns(queryset, width):
+    """Run the query now; return its rows a page at a time, as ``(first column, second column or None)``.
+
+    The rows come as the database cursor fetches them, a page per round trip, without
+    Django's per-row iterator: at a million rows, its per-row work cost a sixth of a dry run
+    (docs/benchmarks.md). Only plain text and integer columns come this way: no field of
+    theirs converts the value the database gives. The query runs in the caller's thread, on
+    its connection; the pages may then be fetched from another thread (``prefetch.py``).
+    """
+    # As QuerySet.iterator() does: a server-side cursor unless the settings disable them.
+    chunked = not connections[queryset.db].settings_dict.get("DISABLE_SERVER_SIDE_CURSORS")
+    compiler = queryset.query.get_compiler(using=queryset.db)
+    pages = compiler.execute_sql(MULTI, chunked_fetch=chunked, chunk_size=STREAM_CHUNK)
+    return _split(pages, width)
+
+
+def _split(pages, width):
+    try:
+        for rows in pages:
+            # Not zip(*rows): its thousands of argument iterators set off the garbage collector,
+            # which doubled the time of a page (measured).
+            yield list(map(FIRST, rows)), list(map(SECOND, rows)) if width > 1 else None
+    finally:
+        close = getattr(pages, "close", None)
+        if close:
+            close()  # the server-side cursor, when the sweep stops early
+
+
+def orphan_pages(using, owner_types):
+    """Return per owner type the pages ``(names, pks)`` of its orphaned media rows, in byte order of names.
+
+    They are few (rows whose owner is gone): they come through Django's iterator, primary keys
+    converted as for any query.
+    """
     media = Media.objects.using(using)
     # One query per type, so that PostgreSQL plans each as one hash anti-join.
     return [
-        media.orphaned([owner_type])
-        .order_by(byte_order(connections[using], "file"))
-        .values_list("file", "pk")
-        .iterator(chunk_size=STREAM_CHUNK)
+        (
+            tuple(zip(*rows, strict=True))
+            for rows in batched(
+                media.orphaned([owner_type])
+                .order_by(byte_order(connections[using], "file"))
+                .values_list("file", "pk")
+                .iterator(chunk_size=STREAM_CHUNK),
+                STREAM_CHUNK,
+            )
+        )
         for owner_type in owner_types
     ]
 

@@ -192,8 +192,18 @@ class Walker(Protocol):
     unreadable_names: int  # names the listing had to leave alone (not valid UTF-8)
     errors: list[str]  # parts of the storage the listing could not read
 
+    def iter_pages(self) -> Iterator[tuple[list[str], list[StoredFile] | None]]:
+        """Return the files under ``uploads/`` in byte order of names, in pages ``(names, files)``.
+
+        ``files`` is aligned with ``names``, or None when the listing gives names only; then
+        ``stored(name)`` gives the file. The result is an iterator one may ``close()``.
+        """
+
+    def stored(self, name: str) -> StoredFile:
+        """Return the listed file ``name``; only a walker whose pages come without files needs it."""
+
     def iter_files(self) -> Iterator[StoredFile]:
-        """Return the files under ``uploads/`` in byte order of names, as an iterator one may ``close()``."""
+        """Return the files under ``uploads/`` one by one, in the order of ``iter_pages()``."""
 
     def delete(self, files: Iterable[StoredFile]) -> Iterator[Outcome]:
         """Delete each file; yield ``(file, Deletion outcome, detail)`` for each, in batches or one by one."""

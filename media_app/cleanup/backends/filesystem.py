@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 from ...paths import UPLOADS_FOLDER, UPLOADS_PREFIX, InsideCheck, UploadsLayout, in_uploads, is_layout_entry
@@ -54,17 +55,23 @@ class FilesystemWalker:
         self.unreadable_names = 0
         self.errors = []
 
-    def _describe(self, name):
+    def describe(self, name):
+        """Return a listed file's ``(size, modification time)``: one ``lstat``."""
         info = os.lstat(os.path.join(self.root, name))
         return info.st_size, info.st_mtime
 
-    def iter_files(self):
-        """Return the files under ``uploads/`` as ``StoredFile`` objects, in byte order of names.
+    def stored(self, name):
+        """Return the listed file ``name``, its size and time read only when asked for."""
+        return StoredFile(name, describe=self.describe)
 
-        The listing starts at once in a process of its own (``listing.py``), so that it runs
-        on the second core while this process queries the database; ``close()`` the result
-        to stop it early. Raise ``StorageUnavailable`` when ``uploads/`` is not a folder, or
-        when symlinked folders would list one file under two names.
+    def iter_pages(self):
+        """Return the files under ``uploads/`` in byte order of names, as pages ``(names, None)``.
+
+        The listing gives names only: ``stored()`` gives a file whose size and time are read
+        when asked for. It starts at once in a process of its own (``listing.py``), so that it
+        runs on the second core while this process queries the database; ``close()`` the
+        result to stop it early. Raise ``StorageUnavailable`` when ``uploads/`` is not a folder,
+        or when symlinked folders would list one file under two names.
         """
         top = os.path.join(self.root, UPLOADS_FOLDER)
         if not os.path.lexists(top):
@@ -79,6 +86,13 @@ class FilesystemWalker:
                 "the same files would be listed under two names"
             )
         return ListingProcess(self, top, linked_type_folders(top, layout))
+
+    def iter_files(self):
+        """Yield the files under ``uploads/`` as ``StoredFile`` objects, in byte order of names."""
+        with closing(self.iter_pages()) as pages:
+            for names, _ in pages:
+                for name in names:
+                    yield self.stored(name)
 
     def _take_report(self, returncode, text):
         try:
@@ -172,12 +186,12 @@ def linked_type_folders(top, layout):
 
 
 def no_files():
-    """Yield nothing, as a closeable iterator like every listing."""
+    """Yield no page, as a closeable iterator like every listing."""
     yield from ()
 
 
 class ListingProcess:
-    """The files a ``python -m media_app.cleanup.listing`` process lists, read from its pipe."""
+    """The pages of names a ``python -m media_app.cleanup.listing`` process lists, read from its pipe."""
 
     def __init__(self, walker, top, followed=()):
         self.walker = walker
@@ -189,18 +203,18 @@ class ListingProcess:
             command, cwd=PACKAGE_PARENT, stdout=subprocess.PIPE, stderr=self.report
         )
         _widen_pipe(self.process.stdout)
-        self.names = _read_names(self.process.stdout)
+        self.names = _read_pages(self.process.stdout)
 
     def __iter__(self):
         return self
 
     def __next__(self):
         try:
-            name = next(self.names)
+            names = next(self.names)
         except StopIteration:
             self._finish()
             raise
-        return StoredFile(UPLOADS_PREFIX + name, describe=self.walker._describe)
+        return [UPLOADS_PREFIX + name for name in names], None
 
     def _finish(self):
         """Collect the finished listing's report (what it listed and its problems, or its failure)."""
@@ -252,13 +266,13 @@ def _widen_pipe(stream):
         pass
 
 
-def _read_names(stream, block_size=1 << 16):
-    """Yield the NUL-terminated UTF-8 names of a byte stream."""
+def _read_pages(stream, block_size=1 << 18):
+    """Yield the NUL-terminated UTF-8 names of a byte stream, in lists, one per block read."""
     pending = b""
     while block := stream.read(block_size):
         complete, _, pending = (pending + block).rpartition(b"\0")
         if complete:
-            yield from complete.decode("utf-8").split("\0")
+            yield complete.decode("utf-8").split("\0")
 
 
 def write_atomically(path, data):

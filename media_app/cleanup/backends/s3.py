@@ -96,6 +96,16 @@ class S3Walker:
                     continue
                 yield StoredFile(name, size=size, modified=modified)
 
+    def iter_pages(self):
+        """Yield the objects under ``uploads/`` in byte order, as pages ``(names, files)``.
+
+        The listing gives each object's size and time: each page carries its ``StoredFile``
+        objects, aligned with the names.
+        """
+        with closing(self.iter_files()) as files:
+            for page in batched(files, PAGE_SIZE):
+                yield [stored.name for stored in page], page
+
     def delete(self, files):
         """Delete the files in DeleteObjects calls of up to 1,000 keys; yield ``(file, outcome, detail)``.
 
