@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from media_app.cleanup.streams import (
     STREAM_CHUNK,
+    byte_order,
     orphan_pages,
     planned_for_whole_results,
     reference_pages,
@@ -87,3 +88,23 @@ def test_postgresql_plans_for_whole_results_within_the_block_only():
         assert fraction() == 1.0
     assert fraction() == before
 
+
+def test_postgresql_reads_the_media_rows_from_the_index_alone():
+    """Names and sizes in byte order come from the index that holds both: no visit to the table per row."""
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL index")
+    tour = factories.tour()
+    Media.objects.bulk_create(Media(content_object=tour, file=f"uploads/tours/{n}.jpg") for n in range(50))
+    rows = Media.objects.order_by(byte_order(connection, "file")).values_list("file", "size")
+    sql, params = rows.query.sql_with_params()
+
+    with connection.cursor() as cursor:
+        # So small a table is read whole and sorted; a large one is not: ask for the index.
+        cursor.execute("SET enable_seqscan = off")
+        try:
+            cursor.execute("EXPLAIN " + sql, params)
+            plan = "\n".join(line for (line,) in cursor.fetchall())
+        finally:
+            cursor.execute("RESET enable_seqscan")
+
+    assert "Index Only Scan using media_file_bytes_size_idx" in plan, plan
