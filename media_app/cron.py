@@ -18,7 +18,7 @@ from django.utils import timezone
 from django_crontab.app_settings import Settings as CrontabSettings
 
 from . import conf, cron_monitor, schedule
-from .cleanup.engine import run_cleanup
+from .cleanup.engine import freeze_loaded_objects, run_cleanup
 from .cleanup.exit_codes import SUCCESS
 from .cleanup.result import summary
 from .models import CleanupRun
@@ -37,6 +37,7 @@ def cleanup_media():
 
     With ``SENTRY_DSN`` set, Sentry's cron monitor hears of its start and end (``cron_monitor``).
     """
+    freeze_loaded_objects()
     with cron_monitor.check_in() as check_in:
         result = run_cleanup(trigger=CleanupRun.Trigger.CRON)
         check_in.succeeded = result.exit_code == SUCCESS

@@ -1,3 +1,4 @@
+import gc
 import io
 import json
 
@@ -188,3 +189,19 @@ def test_a_duration_beyond_ten_years_exits_2_in_a_real_process(manage_py):
         "argument --min-age: invalid duration '999999999d': at most 3650d (ten years)"
     )
     assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def frozen_after():
+    """Undo what a sweep's process does to the garbage collector, so that this process collects again."""
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+
+
+def test_the_command_leaves_what_it_loaded_out_of_the_collectors_passes(frozen_after, drift):
+    assert gc.get_freeze_count() == 0
+
+    cleanup("--dry-run")
+
+    assert gc.get_freeze_count() > 0, "a million rows' tuples would set off full passes over Django's objects"

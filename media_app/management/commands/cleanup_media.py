@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from media_app import conf
 from media_app.cleanup.backends.base import StorageUnavailable
 from media_app.cleanup.binding import StorageRefused, claim_storage
-from media_app.cleanup.engine import run_cleanup
+from media_app.cleanup.engine import freeze_loaded_objects, run_cleanup
 from media_app.cleanup.exit_codes import USAGE_ERROR, described
 from media_app.cleanup.lock import LockHeld
 from media_app.cleanup.result import EXIT_CODES, Status, summary
@@ -83,6 +83,7 @@ class Command(BaseCommand):
             except ValueError as exc:
                 raise CommandError(str(exc), returncode=USAGE_ERROR) from None
         items = self.stderr if as_json else self.stdout
+        freeze_loaded_objects()
         result = run_cleanup(
             dry_run=options["dry_run"],
             min_age=options["min_age"],
