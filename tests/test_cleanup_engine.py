@@ -5,7 +5,8 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from media_app.cleanup.backends.base import MARKER_NAME, StoredFile
@@ -295,6 +296,22 @@ def test_a_file_referenced_after_the_listing_is_kept(backend):
 
     assert result.orphaned_files == 1 and result.deleted_files == 0
     assert backend.exists(stray)
+
+
+def test_a_dry_run_reports_what_it_found_without_checking_again(backend):
+    """Nothing goes in a dry run: the batches are not checked against the database a second time."""
+    backend.put("uploads/tours/adopted.jpg")
+    owner = factories.tour()
+
+    def adopt_when_found(kind, name):
+        if kind == "orphaned file":
+            Media.objects.create(content_object=owner, file=name)
+
+    with CaptureQueriesContext(connection) as queries:
+        result = run_cleanup(dry_run=True, on_item=adopt_when_found, now=later())
+
+    assert (result.orphaned_files, result.deleted_files) == (1, 1), "what a real run would remove, as found"
+    assert not [query for query in queries if '"file" IN (' in query["sql"]], "no reference re-check"
 
 
 def test_an_unreferenced_symlink_goes_as_a_link_and_its_target_stays(media_root, outside_dir):

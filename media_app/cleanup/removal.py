@@ -42,28 +42,38 @@ class Removal:
 
     def remove_orphaned_records(self, spill):
         """Delete orphaned rows in batches, then (after each commit) the files only they used."""
-        dry_run, using = self.options.dry_run, self.options.using
+        dry_run = self.options.dry_run
         for batch in spill.batches(self.pacing.batch_size(PAGE_SIZE)):
             if self.stop_before_batch():
                 return
             pks = [pk for pk, _, _ in batch]
-            with transaction.atomic(using=using), files_deleted_by_caller():
-                still_orphaned = Media.objects.using(using).filter(pk__in=pks).orphaned(self.owner_types)
-                if self.quarantine and not dry_run:
-                    # One read gives both the re-check and the manifest's row data.
-                    rows = [row_entry(row) for row in still_orphaned.select_related("content_type")]
-                    gone = {row["id"] for row in rows}
-                    if rows:
-                        self.record_in_quarantine(rows)
-                else:
-                    gone = {str(pk) for pk in still_orphaned.order_by().values_list("pk", flat=True)}
-                if gone and not dry_run:
-                    Media.objects.using(using).filter(pk__in=gone).delete()
+            if dry_run:
+                # Nothing goes, so nothing is checked again: a dry run reports what it found.
+                gone = set(pks)
+            else:
+                gone = self.delete_records(pks)
             self.result.deleted_records += len(gone)
             for pk in gone:
                 self.item(Item.WOULD_REMOVE_RECORD if dry_run else Item.REMOVED_RECORD, pk)
             files = [(name, size) for pk, name, size in batch if pk in gone and name]
             self.remove_files(files, excluding={Media: gone})
+
+    def delete_records(self, pks):
+        """Delete those of the rows ``pks`` still orphaned now, in one transaction; return their pks."""
+        using = self.options.using
+        with transaction.atomic(using=using), files_deleted_by_caller():
+            still_orphaned = Media.objects.using(using).filter(pk__in=pks).orphaned(self.owner_types)
+            if self.quarantine:
+                # One read gives both the re-check and the manifest's row data.
+                rows = [row_entry(row) for row in still_orphaned.select_related("content_type")]
+                gone = {row["id"] for row in rows}
+                if rows:
+                    self.record_in_quarantine(rows)
+            else:
+                gone = {str(pk) for pk in still_orphaned.order_by().values_list("pk", flat=True)}
+            if gone:
+                Media.objects.using(using).filter(pk__in=gone).delete()
+        return gone
 
     def remove_orphaned_files(self, spill):
         """Remove the orphaned files in batches."""
@@ -73,11 +83,13 @@ class Removal:
             self.remove_files(batch)
 
     def remove_files(self, entries, excluding=None):
-        """Delete the files of one batch that no row references at this moment."""
+        """Delete the files of one batch that no row references at this moment (a dry run asks not)."""
         if not entries:
             return
         names = [name for name, _ in entries]
-        referenced = references.referenced_names(names, self.options.using, excluding)
+        referenced = set()
+        if not self.options.dry_run:
+            referenced = references.referenced_names(names, self.options.using, excluding)
         doomed = []
         for name, size in entries:
             if name in referenced:
