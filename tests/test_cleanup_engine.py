@@ -1,5 +1,6 @@
 import os
 import re
+import threading
 import time
 from datetime import timedelta
 
@@ -480,6 +481,27 @@ def test_files_already_gone_when_their_delete_comes_are_a_finding(media_root, se
     result = run_cleanup(walker=VanishingWalker(default_storage))
 
     assert (result.already_gone, result.deleted_files, result.error_count, result.status) == (1, 0, 0, "ok")
+
+
+def test_the_run_ends_only_once_its_last_batch_of_files_is_carried_out(media_root, settings):
+    """Files go in a thread of their own, beside the database work; the run waits for them."""
+    settings.MEDIA_CLEANUP_QUARANTINE_DAYS = 0
+    started = threading.Event()
+
+    class SlowWalker(FilesystemWalker):
+        def delete(self, files):
+            started.set()
+            time.sleep(0.3)
+            yield from super().delete(files)
+
+    stray = factories.stray_file(media_root, "uploads/tours/stray.jpg")
+    from django.core.files.storage import default_storage
+
+    result = run_cleanup(walker=SlowWalker(default_storage))
+
+    assert started.is_set() and not stray.exists()
+    assert (result.deleted_files, result.status) == (1, "ok")
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("cleanup-files")]
 
 
 def test_time_limit_stops_deleting_and_the_next_run_carries_on(backend):

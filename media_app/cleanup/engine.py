@@ -188,8 +188,9 @@ class Sweep:
                     binding.claim()
             else:
                 self.collect_selected(orphaned_rows)
-            removal.remove_orphaned_records(orphaned_rows)
-            removal.remove_orphaned_files(orphaned_files)
+            with closing(removal):
+                removal.remove_orphaned_records(orphaned_rows)
+                removal.remove_orphaned_files(orphaned_files)
         if quarantine:
             removal.purge_quarantined_runs()
         if not options.dry_run:
