@@ -32,16 +32,28 @@ class BenchError(Exception):
 
 @dataclasses.dataclass
 class SizeResult:
-    """The measurements of one data set: every approach's runs, and the real sweeps."""
+    """The measurements of one data set: every approach's runs, and the real sweeps.
+
+    ``real_floors`` holds, for each real sweep, the floor's two passes measured just before it
+    (``{"walk": ..., "rows": ...}``), so that each run is set against a floor of its own time.
+    """
 
     manifest: object
     runs: dict
     real: list
+    real_floors: list = dataclasses.field(default_factory=list)
 
 
-def approaches(sample):
-    """Return ``(key, probe arguments, settings module)`` of everything measured in each round."""
-    return [
+FLOOR = ("walk", "rows")
+REQUIRED = ("startup", *FLOOR, "sweep")
+
+
+def approaches(sample, only=None):
+    """Return ``(key, probe arguments, settings module)`` of what is measured in each round.
+
+    ``only``: the keys to measure (the floor, the start-up and the dry sweep always are).
+    """
+    every = [
         ("startup", ["startup"], PROJECT_SETTINGS),
         ("walk", ["walk"], PROJECT_SETTINGS),
         ("rows", ["rows"], PROJECT_SETTINGS),
@@ -50,6 +62,7 @@ def approaches(sample):
         ("batched", ["batched"], PROJECT_SETTINGS),
         ("per_item", ["per-item", str(sample)], PROJECT_SETTINGS),
     ]
+    return [entry for entry in every if only is None or entry[0] in only or entry[0] in REQUIRED]
 
 
 def probe_env(database_url, media_root):
@@ -77,7 +90,7 @@ def measure(args, env, settings_module):
     return measurement
 
 
-def bench_size(size, media_root, env, runs=3, sample=5000, log=print):
+def bench_size(size, media_root, env, runs=3, sample=5000, log=print, only=None):
     """Generate a data set of ``size`` rows and files in ``media_root``; measure everything on it."""
     from . import dataset
 
@@ -88,17 +101,20 @@ def bench_size(size, media_root, env, runs=3, sample=5000, log=print):
     settle()
     measurements = defaultdict(list)
     for round_number in range(1, runs + 1):
-        for key, args, settings_module in approaches(sample):
+        for key, args, settings_module in approaches(sample, only):
             measurements[key].append(measure(args, env, settings_module))
             log(f"  round {round_number}/{runs} {key}: {measurements[key][-1].wall:.2f} s")
-    real = []
+    real, real_floors = [], []
+    floor = [entry for entry in approaches(sample) if entry[0] in FLOOR]
     for run_number in range(1, runs + 1):
         if run_number > 1:
             dataset.replant(manifest, media_root)
             settle()
+        real_floors.append({key: measure(args, env, settings_module) for key, args, settings_module in floor})
         real.append(measure(SWEEP, env, PROJECT_SETTINGS))
-        log(f"  real sweep {run_number}/{runs}: {real[-1].wall:.2f} s")
-    return SizeResult(manifest, dict(measurements), real)
+        passes = sum(m.wall for m in real_floors[-1].values())
+        log(f"  real sweep {run_number}/{runs}: {real[-1].wall:.2f} s (floor just before: {passes:.2f} s)")
+    return SizeResult(manifest, dict(measurements), real, real_floors)
 
 
 def settle():
@@ -139,8 +155,14 @@ def parse_args(argv):
     )
     parser.add_argument("--results", default=str(PROJECT_DIR / "bench" / "results"))
     parser.add_argument("--plot", help="write the time and memory plot (PNG) here, given two sizes or more")
+    parser.add_argument(
+        "--only",
+        help="comma-separated approaches besides the floor and the sweep (peer, batched, per_item); "
+        "default: all. At ten million files the peer alone needs gigabytes of memory",
+    )
     args = parser.parse_args(argv)
     args.sizes = [int(size.replace("_", "")) for size in args.sizes.split(",")]
+    args.only = None if args.only is None else {key for key in args.only.split(",") if key}
     return args
 
 
@@ -162,7 +184,7 @@ def main(argv=None):
             media_root = os.path.join(workdir, f"media-{size}")
             shutil.rmtree(media_root, ignore_errors=True)  # a kept --workdir may hold an earlier one
             env = probe_env(args.database_url, media_root)
-            results[size] = bench_size(size, media_root, env, args.runs, args.sample)
+            results[size] = bench_size(size, media_root, env, args.runs, args.sample, only=args.only)
         text = report.render(results, args.runs, args.sample)
         print(text)
         print(f"Written: {', '.join(report.save(results, text, args.results))}")
