@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import types
 
 import pytest
 
@@ -135,3 +136,22 @@ def test_the_children_s_memory_is_their_own_never_what_they_inherit_from_this_pr
     stop_watching()
 
     assert 0 < measured["children_peak_rss_mib"] < 50, "a bare Python takes about 10 MiB, never 200"
+
+
+def test_each_run_is_set_against_the_floor_of_its_own_time():
+    def wall(seconds):
+        return types.SimpleNamespace(wall=seconds)
+
+    result = run.SizeResult(
+        manifest=None,
+        runs={
+            "walk": [wall(2.0), wall(3.0)],
+            "rows": [wall(1.0), wall(1.0)],
+            "sweep": [wall(2.4), wall(3.6)],
+        },
+        real=[wall(3.0), wall(6.0)],
+        real_floors=[{"walk": wall(2.0), "rows": wall(1.0)}, {"walk": wall(4.0), "rows": wall(1.0)}],
+    )
+
+    ratios = report.run_ratios(result)
+    assert ratios["sweep"] == pytest.approx([0.8, 0.9]) and ratios["real"] == pytest.approx([1.0, 1.2])
