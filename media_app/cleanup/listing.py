@@ -24,6 +24,8 @@ import tempfile
 
 # Entries of one folder held in memory before sorted runs spill to disk.
 DEFAULT_CHUNK = 25_000
+# Names written to the pipe at a time.
+OUTPUT_BATCH = 4096
 SAMPLE_SIZE = 100
 MAX_ERRORS = 100
 
@@ -82,7 +84,7 @@ def _walk(top, prefix, entries, report, chunk):
     for entry in entries:
         if not entry.endswith("/"):
             files.append(prefix + entry)
-            if len(files) >= chunk:
+            if len(files) >= OUTPUT_BATCH:
                 yield files
                 files = []
             continue

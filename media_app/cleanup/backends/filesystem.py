@@ -266,7 +266,7 @@ def _widen_pipe(stream):
         pass
 
 
-def _read_pages(stream, block_size=1 << 18):
+def _read_pages(stream, block_size=1 << 17):
     """Yield the NUL-terminated UTF-8 names of a byte stream, in lists, one per block read."""
     pending = b""
     while block := stream.read(block_size):
