@@ -140,7 +140,7 @@ def _spill_run(names):
     return read_nul_separated(handle)
 
 
-def read_nul_separated(handle, block_size=1 << 16):
+def read_nul_separated(handle, block_size=1 << 14):
     """Yield the NUL-separated records of a text file, reading it in blocks."""
     with handle:
         tail = ""
