@@ -16,6 +16,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from django.core.files.storage import default_storage
 
+from media_app.cleanup import removal
 from media_app.cleanup.backends import backend_for, s3
 from media_app.cleanup.backends.base import KEPT_LAYOUT_ENTRY, MARKER_NAME, Deletion, StoredFile
 from media_app.cleanup.engine import run_cleanup
@@ -176,6 +177,24 @@ def test_deleteobjects_calls_go_side_by_side_up_to_the_setting_outcomes_in_order
     assert outcomes[7][2] == "AccessDenied: Access Denied"
     assert in_flight.most == 3
     assert s3_backend.names() == ["uploads/tours/07.jpg"]
+
+
+@pytest.mark.parametrize(("quarantine_days", "operation"), [(0, "DeleteObjects"), (7, "CopyObject")])
+def test_a_sweeps_batches_of_files_go_side_by_side_up_to_the_setting(
+    quarantine_days, operation, s3_backend, settings, monkeypatch
+):
+    """The sweep hands the storage one checked batch after another; S3 carries out several at once."""
+    settings.MEDIA_CLEANUP_QUARANTINE_DAYS = quarantine_days
+    settings.MEDIA_CLEANUP_S3_LIST_CONCURRENCY = 3
+    monkeypatch.setattr(removal, "PAGE_SIZE", 2)
+    strays = [s3_backend.put(f"uploads/tours/{n:02}.jpg") for n in range(12)]
+    in_flight = InFlight(s3_backend.client, operation, wait=0.1)
+
+    result = run_cleanup(force=True, now=later())
+
+    assert (result.status, result.deleted_files) == ("ok", 12)
+    assert in_flight.most == 3, "three batches at once, each one request at a time"
+    assert s3_backend.missing(strays) == strays
 
 
 def test_a_key_already_gone_is_reported_deleted_since_s3_deletes_are_idempotent(s3_backend):

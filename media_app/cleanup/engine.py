@@ -3,15 +3,18 @@
 ``run_cleanup()`` is the one entry point; the command, the cron job and the admin call it.
 A run has three phases:
 
-1. **Collect**, in one pass over three streams sorted by name in byte order and merged:
-   every reference of every FileField (rows ordered by file name), the orphaned media rows
-   (owner gone: one anti-join per owner type), and the files under ``uploads/`` (the walker).
-   Everything is counted; what would go is spilled to temporary files outside MEDIA_ROOT.
+1. **Collect**, in one pass over three streams sorted by name in byte order: every
+   reference of every FileField (rows ordered by file name), the orphaned media rows (owner
+   gone: one anti-join per owner type), and the files under ``uploads/`` (the walker). They
+   come in pages and are cut into windows of the same names (``merge.windows()``): counted in
+   bulk where they agree, name by name where they do not. Everything is counted; what would
+   go is spilled to temporary files outside MEDIA_ROOT.
 2. **Cap**: on those complete counts, before the first delete, refuse a run that would delete
    too large a share of the files or rows (the guard against an empty or wrong database).
 3. **Remove**, in batches (``removal.py``): orphaned rows (then their files, after the
    commit), then orphaned files. Each batch is checked again against the database just
-   before it goes.
+   before it goes (not in a dry run, where nothing goes); its files go in a thread while the
+   next batch is checked.
 """
 
 import gc

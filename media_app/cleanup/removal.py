@@ -5,6 +5,7 @@ they used; then the orphaned files. With the quarantine, a manifest part is writ
 batch is carried out, and what is removed is moved into the quarantine instead of deleted.
 """
 
+import collections
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -40,8 +41,8 @@ class Removal:
         self.pacing = pacing
         self.item = item
         self.quarantine_parts = 0
-        self.files_mover = None  # a thread that carries out the batches of files, one at a time
-        self.in_flight = None  # (future of the outcomes, file count) of the batch it carries out
+        self.files_mover = None  # threads that carry out the batches of files
+        self.in_flight = collections.deque()  # (future of the outcomes, file count) per batch, oldest first
 
     def remove_orphaned_records(self, spill):
         """Delete orphaned rows in batches, then (after each commit) the files only they used."""
@@ -108,21 +109,21 @@ class Removal:
             outcomes = self.quarantine.move_in(self.result.run_id, doomed)
         else:
             outcomes = self.walker.delete(doomed)
-        # The files go in a thread of their own while this one checks the next batch against the
-        # database; what they became is counted here, before the next batch is handed over.
-        self.settle()
-        self.in_flight = (self.mover().submit(list, outcomes), len(doomed))
+        # The files go in threads of their own while this one checks the next batch against the
+        # database: as many batches at once as the storage carries out at once (one on local
+        # files, one per connection on S3). What became of a batch is counted here, in order.
+        while len(self.in_flight) >= self.walker.concurrency:
+            self.settle()
+        self.in_flight.append((self.mover().submit(list, outcomes), len(doomed)))
 
     def mover(self):
         if self.files_mover is None:
-            self.files_mover = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cleanup-files")
+            self.files_mover = ThreadPoolExecutor(self.walker.concurrency, thread_name_prefix="cleanup-files")
         return self.files_mover
 
     def settle(self):
-        """Wait for the batch of files in flight and count what became of each; raise what it raised."""
-        if self.in_flight is None:
-            return
-        (future, count), self.in_flight = self.in_flight, None
+        """Wait for the oldest batch in flight and count what became of each file; raise what it raised."""
+        future, count = self.in_flight.popleft()
         for stored, outcome, detail in future.result():
             if outcome == Deletion.DELETED:
                 self._count_deleted(stored, Item.QUARANTINED_FILE if self.quarantine else Item.REMOVED_FILE)
@@ -136,11 +137,12 @@ class Removal:
         self.pacing.pace(count)
 
     def close(self):
-        """Let the batch in flight finish, then count it: nothing is removed once the run is over."""
+        """Let the batches in flight finish, then count them: nothing is removed once the run is over."""
         if self.files_mover is None:
             return
         try:
-            self.settle()
+            while self.in_flight:
+                self.settle()
         finally:
             self.files_mover.shutdown(wait=True)
             self.files_mover = None

@@ -191,6 +191,7 @@ class Walker(Protocol):
 
     unreadable_names: int  # names the listing had to leave alone (not valid UTF-8)
     errors: list[str]  # parts of the storage the listing could not read
+    concurrency: int  # batches of files it is worth carrying out at once (deletes, quarantine moves)
 
     def iter_pages(self) -> Iterator[tuple[list[str], list[StoredFile] | None]]:
         """Return the files under ``uploads/`` in byte order of names, in pages ``(names, files)``.

@@ -49,6 +49,9 @@ class FilesystemWalker:
     ``errors`` and skipped. A file's size and time are read (one ``lstat``) only when asked for.
     """
 
+    # Renames into the same folders queue on the folders' locks: one batch at a time.
+    concurrency = 1
+
     def __init__(self, storage):
         self.storage = storage
         self.root = os.path.realpath(storage.location)

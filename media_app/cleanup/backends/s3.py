@@ -70,6 +70,8 @@ class S3Walker:
         self.wanted_connections = conf.s3_list_concurrency()
         # More requests at once than the client's pool holds would open and drop connections.
         self.connections = min(self.wanted_connections, self.client.meta.config.max_pool_connections)
+        # DeleteObjects (and the quarantine's copies) of that many batches at once.
+        self.concurrency = self.connections
 
     def iter_files(self):
         """Yield every object under ``uploads/`` as a ``StoredFile`` with its size, in byte order."""
