@@ -262,3 +262,18 @@ def _is_listing_child(pid):
     except OSError:
         return False
     return b"media_app.cleanup.listing" in command and parent == os.getpid()
+
+
+def test_names_lost_between_the_listing_and_the_sweep_fail_the_listing(walker, media_root, monkeypatch):
+    """The listing says how many names it wrote; a pipe that lost some cannot pass for a full listing."""
+    make(media_root, [f"tours/{n}.jpg" for n in range(3)])
+    read_pages = filesystem._read_pages
+
+    def losing_one(stream, block_size=1 << 17):
+        for names in read_pages(stream, block_size):
+            yield names[1:]
+
+    monkeypatch.setattr(filesystem, "_read_pages", losing_one)
+
+    with pytest.raises(StorageUnavailable, match="wrote 3 names and 2 were read"):
+        list(walker.iter_files())

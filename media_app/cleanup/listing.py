@@ -6,8 +6,9 @@ streams rows from the database.
 
 Output: on stdout, each file's name relative to FOLDER followed by a NUL byte (NUL cannot
 occur in a file name); at the end, on stderr, one JSON object
-``{"unreadable": count, "unreadable_sample": [...], "errors": [...]}``: what could not be
-listed. It asks the disk for nothing but the folders' entries: no ``stat`` per file.
+``{"listed": count, "unreadable": count, "unreadable_sample": [...], "errors": [...]}``: how
+many names it wrote (the reader checks it read as many), and what could not be listed. It
+asks the disk for nothing but the folders' entries: no ``stat`` per file.
 
 Symlinks are listed as files and never followed, except those directly in FOLDER named by
 ``--follow NAME``: they are walked as folders (the sweep checks them first, see
@@ -34,6 +35,7 @@ class Report:
     """What the listing reports at its end: what it could not list."""
 
     def __init__(self):
+        self.listed = 0  # names written to stdout: the reader checks it read as many
         self.unreadable = 0
         self.unreadable_sample = []
         self.errors = []
@@ -52,6 +54,7 @@ class Report:
     def as_dict(self):
         """Return the report the listing writes on stderr at its end."""
         return {
+            "listed": self.listed,
             "unreadable": self.unreadable,
             "unreadable_sample": self.unreadable_sample,
             "errors": self.errors,
@@ -140,7 +143,7 @@ def _spill_run(names):
     return read_nul_separated(handle)
 
 
-def read_nul_separated(handle, block_size=1 << 14):
+def read_nul_separated(handle, block_size=1 << 12):
     """Yield the NUL-separated records of a text file, reading it in blocks."""
     with handle:
         tail = ""
@@ -164,6 +167,7 @@ def main(argv=None):
     try:
         for names in walk(options.folder, report, options.chunk, follow):
             out.write(("\0".join(names) + "\0").encode("utf-8"))
+            report.listed += len(names)
         out.flush()
     except BrokenPipeError:
         return 1  # the sweep stopped reading: nothing more to do

@@ -97,7 +97,7 @@ class FilesystemWalker:
                 for name in names:
                     yield self.stored(name)
 
-    def _take_report(self, returncode, text):
+    def _take_report(self, returncode, text, read):
         try:
             report = json.loads(text)
         except ValueError:
@@ -106,6 +106,11 @@ class FilesystemWalker:
             ) from None
         if report.get("failed"):
             raise StorageUnavailable("; ".join(report["errors"]))
+        if report["listed"] != read:
+            # Names lost or garbled between the two processes: what was merged cannot be trusted.
+            raise StorageUnavailable(
+                f"the listing of uploads/ wrote {report['listed']} names and {read} were read"
+            )
         self.unreadable_names += report["unreadable"]
         for path in report["unreadable_sample"]:
             logger.warning("Leaving alone %r: its name is not valid UTF-8", path)
@@ -207,6 +212,7 @@ class ListingProcess:
         )
         _widen_pipe(self.process.stdout)
         self.names = _read_pages(self.process.stdout)
+        self.read = 0
 
     def __iter__(self):
         return self
@@ -217,6 +223,7 @@ class ListingProcess:
         except StopIteration:
             self._finish()
             raise
+        self.read += len(names)
         return [UPLOADS_PREFIX + name for name in names], None
 
     def _finish(self):
@@ -228,7 +235,7 @@ class ListingProcess:
         returncode = process.wait()
         with self.report:
             self.report.seek(0)
-            self.walker._take_report(returncode, self.report.read().decode("utf-8", "replace"))
+            self.walker._take_report(returncode, self.report.read().decode("utf-8", "replace"), self.read)
 
     def close(self):
         """Stop the listing if it still runs (the sweep stopped early)."""
