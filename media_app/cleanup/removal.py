@@ -109,11 +109,8 @@ class Removal:
             outcomes = self.quarantine.move_in(self.result.run_id, doomed)
         else:
             outcomes = self.walker.delete(doomed)
-        # The files go in threads of their own while this one checks the next batch against the
-        # database: as many batches at once as the storage carries out at once (one on local
-        # files, one per connection on S3). What became of a batch is counted here, in order.
-        while len(self.in_flight) >= self.walker.concurrency:
-            self.settle()
+        # The files go in threads of their own: as many batches at once as the storage carries
+        # out at once (see stop_before_batch). What became of a batch is counted here, in order.
         self.in_flight.append((self.mover().submit(list, outcomes), len(doomed)))
 
     def mover(self):
@@ -164,7 +161,15 @@ class Removal:
         self.quarantine.record(self.result.run_id, self.quarantine_parts, entries)
 
     def stop_before_batch(self):
-        """Return True when deletion must stop here (time limit); raise if the lock was lost."""
+        """Return True when deletion must stop here (time limit); raise if the lock was lost.
+
+        First the batches in flight make room for this one. On local files that is all of
+        them: a batch is carried out before the next is checked, so that a run stopped anywhere
+        (killed, its database gone) has removed exactly the batches it finished. On S3 up to
+        one batch per connection stays in flight while the next is checked.
+        """
+        while len(self.in_flight) >= self.walker.concurrency:
+            self.settle()
         self.lock.check()
         if Status.PARTIAL in self.result.conditions:
             return True
