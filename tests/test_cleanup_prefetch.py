@@ -1,10 +1,12 @@
-"""Reading a stream ahead in a thread: same items, same errors, bounded, and stopped on close."""
+"""Reading streams ahead in threads: same items, same errors, bounded memory, stopped on close."""
 
+import os
 import threading
+import time
 
 import pytest
 
-from media_app.cleanup.prefetch import Prefetched
+from media_app.cleanup.prefetch import Drained, Prefetched
 
 
 def test_gives_the_items_in_order():
@@ -46,3 +48,81 @@ def test_reads_no_more_than_depth_ahead_and_close_stops_and_closes_the_stream():
     pages.close()
     assert closed.is_set() and not pages.thread.is_alive()
     assert len(produced) < 1000
+
+
+# -- Drained: a pipe emptied as fast as it is written -------------------------------------------
+
+
+def _blocks(count, size=1000):
+    """Return ``count`` distinct blocks of bytes, each naming its number."""
+    return [f"{n:08d}".encode().ljust(size, b".") for n in range(count)]
+
+
+def _writer(blocks):
+    """Start a thread writing ``blocks`` into a new pipe; return (its read end as a file, the thread)."""
+    read_end, write_end = os.pipe()
+
+    def write():
+        with os.fdopen(write_end, "wb") as out:
+            for block in blocks:
+                out.write(block)
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return os.fdopen(read_end, "rb"), thread
+
+
+def _read_all(drained):
+    data = bytearray()
+    while block := drained.read():
+        data += block
+    return bytes(data)
+
+
+def test_the_writer_never_waits_for_the_reader_and_memory_stays_bounded():
+    blocks = _blocks(2_000)  # 2 MB: thirty times what a pipe holds by default
+    stream, writer = _writer(blocks)
+    drained = Drained(stream, memory=10_000, block_size=4096)
+
+    writer.join(timeout=30)
+    assert not writer.is_alive(), "the writer waited on a full pipe: nobody had read yet"
+    drained.thread.join(timeout=30)
+    assert drained.held <= 10_000
+    assert drained.written > 1_900_000, "the rest waits on disk"
+
+    assert _read_all(drained) == b"".join(blocks)
+    drained.close()
+    assert drained.overflow is None
+
+
+def test_the_order_holds_as_the_reader_falls_behind_and_catches_up():
+    blocks = _blocks(3_000, size=97)
+    stream, writer = _writer(blocks)
+    drained = Drained(stream, memory=2_000, block_size=512)
+    data = bytearray()
+    while block := drained.read():
+        data += block
+        if len(data) % 7 == 0:
+            time.sleep(0.001)  # now behind the writer, now level with it
+
+    assert bytes(data) == b"".join(blocks)
+    writer.join()
+    drained.close()
+
+
+def test_a_read_error_is_raised_after_what_was_read_before_it():
+    class Failing:
+        def __init__(self):
+            self.blocks = [b"first", b"second"]
+
+        def read1(self, size):
+            if self.blocks:
+                return self.blocks.pop(0)
+            raise OSError("the pipe broke")
+
+    drained = Drained(Failing(), memory=100)
+
+    assert drained.read() + drained.read() == b"firstsecond"
+    with pytest.raises(OSError, match="the pipe broke"):
+        drained.read()
+    drained.close()

@@ -269,11 +269,29 @@ def test_names_lost_between_the_listing_and_the_sweep_fail_the_listing(walker, m
     make(media_root, [f"tours/{n}.jpg" for n in range(3)])
     read_pages = filesystem._read_pages
 
-    def losing_one(stream, block_size=1 << 17):
-        for names in read_pages(stream, block_size):
+    def losing_one(read):
+        for names in read_pages(read):
             yield names[1:]
 
     monkeypatch.setattr(filesystem, "_read_pages", losing_one)
 
     with pytest.raises(StorageUnavailable, match="wrote 3 names and 2 were read"):
         list(walker.iter_files())
+
+
+def test_the_listing_runs_to_its_end_while_the_sweep_reads_nothing(walker, media_root, monkeypatch):
+    """Waiting on the database must not stall the walk: what the sweep has not read waits on disk."""
+    names = sorted(f"tours/{n:05d}-{'x' * 80}.jpg" for n in range(1_500))  # ~140 KB of names
+    make(media_root, names)
+    monkeypatch.setattr(filesystem, "PIPE_SIZE", 4096)
+    monkeypatch.setattr(filesystem, "DRAIN_MEMORY", 8192)
+
+    pages = walker.iter_pages()
+    try:
+        pages.process.wait(timeout=60)  # nothing read yet
+        assert pages.drained.written > 100_000
+        listed = [name for page, _ in pages for name in page]
+    finally:
+        pages.close()
+
+    assert listed == [f"uploads/{name}" for name in names]

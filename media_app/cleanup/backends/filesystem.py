@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ...paths import UPLOADS_FOLDER, UPLOADS_PREFIX, InsideCheck, UploadsLayout, in_uploads, is_layout_entry
 from .. import listing
+from ..prefetch import Drained
 from .base import (
     KEPT_LAYOUT_ENTRY,
     LEADS_OUTSIDE,
@@ -35,6 +36,8 @@ from .base import (
 logger = logging.getLogger(__name__)
 
 PIPE_SIZE = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size
+# Names the listing wrote and the sweep has not taken yet, held in memory; more wait on disk.
+DRAIN_MEMORY = 2 << 20
 # Where ``python -m media_app.cleanup.listing`` can be imported from.
 PACKAGE_PARENT = Path(__file__).resolve().parents[3]
 
@@ -211,7 +214,8 @@ class ListingProcess:
             command, cwd=PACKAGE_PARENT, stdout=subprocess.PIPE, stderr=self.report
         )
         _widen_pipe(self.process.stdout)
-        self.names = _read_pages(self.process.stdout)
+        self.drained = Drained(self.process.stdout, DRAIN_MEMORY, name="listing pipe")
+        self.names = _read_pages(self.drained.read)
         self.read = 0
 
     def __iter__(self):
@@ -231,6 +235,7 @@ class ListingProcess:
         process, self.process = self.process, None
         if process is None:
             return
+        self.drained.close()
         process.stdout.close()
         returncode = process.wait()
         with self.report:
@@ -244,6 +249,7 @@ class ListingProcess:
             return
         if process.poll() is None:
             process.kill()
+        self.drained.close()  # its thread ends with the pipe
         process.stdout.close()
         process.wait()
         self.report.close()
@@ -276,10 +282,10 @@ def _widen_pipe(stream):
         pass
 
 
-def _read_pages(stream, block_size=1 << 17):
-    """Yield the NUL-terminated UTF-8 names of a byte stream, in lists, one per block read."""
+def _read_pages(read):
+    """Yield the NUL-terminated UTF-8 names of a byte stream, in lists, one per block ``read()`` returns."""
     pending = b""
-    while block := stream.read(block_size):
+    while block := read():
         complete, _, pending = (pending + block).rpartition(b"\0")
         if complete:
             yield complete.decode("utf-8").split("\0")
