@@ -132,7 +132,7 @@ class Drained:
         self.written += len(block)
 
     def read(self):
-        """Return the next bytes of the stream, waiting for them; ``b""`` at its end. Raise what reading raised."""
+        """Return the next bytes of the stream, ``b""`` at its end; raise what reading raised."""
         with self.condition:
             while True:
                 if self.blocks:
