@@ -14,18 +14,13 @@ def file_fields():
     ]
 
 
-def referenced_names(names, using, excluding=None):
-    """Return the subset of ``names`` that some row of some FileField references.
-
-    ``excluding`` maps a model to primary keys whose rows do not count (rows about to go).
-    """
+def referenced_names(names, using):
+    """Return the subset of ``names`` that some row of some FileField references."""
     names = list(names)
     found = set()
     if not names:
         return found
     for model, field_name in file_fields():
         rows = model._base_manager.using(using).filter(**{f"{field_name}__in": names})
-        if excluding and model in excluding:
-            rows = rows.exclude(pk__in=excluding[model])
         found.update(rows.order_by().values_list(field_name, flat=True))
     return found

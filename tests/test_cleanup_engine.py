@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
+from django.db.models.signals import post_delete, pre_delete
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -95,6 +96,31 @@ def test_an_owner_back_before_the_delete_keeps_its_rows(backend):
     assert result.orphaned_records == 1 and result.deleted_records == 0
     assert Media.objects.filter(pk=orphan.pk).exists()
     assert backend.exists(orphan.file.name)
+
+
+def test_rows_the_sweep_deletes_send_djangos_delete_signals_once_each(backend):
+    """Another app's receivers (an audit log, a search index) hear of the rows the sweep deletes."""
+    owner = factories.tour()
+    orphans = {str(factories.media(owner, name=f"{n}.jpg").pk) for n in range(3)}
+    factories.delete_behind_the_orms_back(owner)
+    heard = {"pre": [], "post": []}
+
+    def pre(sender, instance, **kwargs):
+        heard["pre"].append(str(instance.pk))
+
+    def post(sender, instance, **kwargs):
+        heard["post"].append(str(instance.pk))
+
+    pre_delete.connect(pre, sender=Media, dispatch_uid="test_heard_pre")
+    post_delete.connect(post, sender=Media, dispatch_uid="test_heard_post")
+    try:
+        result = run_cleanup()
+    finally:
+        pre_delete.disconnect(sender=Media, dispatch_uid="test_heard_pre")
+        post_delete.disconnect(sender=Media, dispatch_uid="test_heard_post")
+
+    assert result.deleted_records == 3
+    assert sorted(heard["pre"]) == sorted(heard["post"]) == sorted(orphans)
 
 
 # -- orphaned files, grace period ------------------------------------------------------------
