@@ -68,7 +68,8 @@ class Removal:
         """Delete those of the rows ``pks`` still orphaned now, in one transaction; return their pks."""
         using = self.options.using
         with transaction.atomic(using=using), files_deleted_by_caller():
-            still_orphaned = Media.objects.using(using).filter(pk__in=pks).orphaned(self.owner_types).order_by()
+            still_orphaned = Media.objects.using(using).filter(pk__in=pks).orphaned(self.owner_types)
+            still_orphaned = still_orphaned.order_by()
             # One read gives the re-check, the manifest's row data and the rows to delete.
             rows = list(still_orphaned)
             if not rows:
