@@ -137,6 +137,43 @@ def test_old_unreferenced_files_go_and_referenced_ones_stay(backend, live):
     assert_alive(backend, live)
 
 
+@FILESYSTEM_ONLY
+def test_unreferenced_files_are_read_from_disk_only_once_the_merge_is_over(backend, monkeypatch):
+    """An lstat during the merge waits on the threads reading ahead: they are asked for alone."""
+    strays = [backend.put(f"uploads/tours/stray-{n}.jpg") for n in range(3)]
+    describe = FilesystemWalker.describe
+    threads_then = []
+
+    def watched(self, name):
+        threads_then.append({thread.name for thread in threading.enumerate()})
+        return describe(self, name)
+
+    monkeypatch.setattr(FilesystemWalker, "describe", watched)
+    result = run_cleanup(now=later())
+
+    assert result.orphaned_files == 3 and backend.missing(strays) == strays
+    assert threads_then and not any({"listing", "media rows"} & names for names in threads_then)
+
+
+@FILESYSTEM_ONLY
+def test_a_file_gone_between_the_listing_and_its_lstat_is_left_out(backend, monkeypatch):
+    """A user's delete lands while the sweep runs: the file is simply no longer there to count."""
+    strays = [backend.put(f"uploads/tours/stray-{n}.jpg") for n in range(2)]
+    describe = FilesystemWalker.describe
+
+    def deleted_first(self, name):
+        if name == strays[0]:
+            os.remove(os.path.join(self.root, name))
+        return describe(self, name)
+
+    monkeypatch.setattr(FilesystemWalker, "describe", deleted_first)
+    result = run_cleanup(now=later())
+
+    assert result.status == "ok" and not result.errors
+    assert (result.orphaned_files, result.deleted_files) == (1, 1)
+    assert result.storage_bytes == len(b"stray")
+
+
 def test_a_fresh_file_inside_the_grace_period_is_kept_until_the_clock_moves(backend):
     fresh = backend.put("uploads/tours/uploading.jpg")
 

@@ -153,6 +153,7 @@ class Sweep:
         # Names refused as written but pointing into uploads/ once normalised ("uploads//x"):
         # their files count as referenced. Only odd rows land here, so it stays small.
         self.protected = set()
+        self.undescribed = None  # during the collect: the files whose size and time are read after it
 
     def run(self):
         """Check the storage's binding, collect, apply the cap, then remove what was found."""
@@ -217,30 +218,50 @@ class Sweep:
     def collect(self, orphaned_rows, orphaned_files):
         """Count everything in one merge of references, orphaned rows and stored files, window by window."""
         using = self.options.using
-        # The files first: a listing process starts at once and runs during the queries. The
-        # listing and the media rows, the long streams, are read ahead in threads of their own.
-        with ExitStack() as streams_open:
-            stored_pages = streams_open.enter_context(
-                closing(Prefetched(self.walker.iter_pages(), LISTING_PAGES_AHEAD, name="listing"))
-            )
-            media, others = reference_pages(using)
-            media = streams_open.enter_context(closing(Prefetched(media, ROW_PAGES_AHEAD, name="media rows")))
-            streams = [
-                Stream(stored_pages, unique=True, what="stored files"),
-                Stream(media, unique=False, what="media rows"),
-                *(Stream(pages, False, f"rows of {model._meta.label}") for model, pages in others),
-                *(Stream(pages, False, "orphaned rows") for pages in orphan_pages(using, self.owner_types)),
-            ]
-            for stored, media_rows, *rest in windows(streams):
-                other_names = [names for names, _ in rest[: len(others)]]
-                orphans = rest[len(others) :]
-                self.collect_window(stored, media_rows, other_names, orphans, orphaned_rows, orphaned_files)
-                self.report_progress()
+        with Spill(self.spill_dir()) as self.undescribed:
+            # The files first: a listing process starts at once and runs during the queries. The
+            # listing and the media rows, the long streams, are read ahead in threads of their own.
+            with ExitStack() as streams_open:
+                stored_pages = streams_open.enter_context(
+                    closing(Prefetched(self.walker.iter_pages(), LISTING_PAGES_AHEAD, name="listing"))
+                )
+                media, others = reference_pages(using)
+                media = streams_open.enter_context(closing(Prefetched(media, ROW_PAGES_AHEAD, name="media rows")))
+                streams = [
+                    Stream(stored_pages, unique=True, what="stored files"),
+                    Stream(media, unique=False, what="media rows"),
+                    *(Stream(pages, False, f"rows of {model._meta.label}") for model, pages in others),
+                    *(Stream(pages, False, "orphaned rows") for pages in orphan_pages(using, self.owner_types)),
+                ]
+                for stored, media_rows, *rest in windows(streams):
+                    other_names = [names for names, _ in rest[: len(others)]]
+                    orphans = rest[len(others) :]
+                    self.collect_window(stored, media_rows, other_names, orphans, orphaned_rows, orphaned_files)
+                    self.report_progress()
+            self.collect_undescribed(orphaned_files)
         result = self.result
         result.storage_files = result.files_checked
         result.unreadable_names += self.walker.unreadable_names
         for message in self.walker.errors:
             result.add_error(message)
+
+    def collect_undescribed(self, orphaned_files):
+        """Count the files that wait for their size and time, now that the merge is over.
+
+        Read during the merge, each ``lstat`` handed the interpreter to the threads reading
+        ahead, and took 50 µs to get it back instead of 3 (measured: a fifth of a dry run of a
+        million files, for the 1% that no row describes). They are read here, alone.
+        """
+        for batch in self.undescribed.batches(PAGE_SIZE):
+            for name, unreferenced in batch:
+                stored = self.walker.stored(name)
+                try:
+                    size = stored.size
+                except FileNotFoundError:
+                    continue  # gone since the listing: nothing to count, nothing to remove
+                self.result.storage_bytes += size or 0
+                if unreferenced:
+                    self.collect_unreferenced(stored, orphaned_files)
 
     def collect_window(self, stored, media, others, orphans, orphaned_rows, orphaned_files):
         """Count one window of names: in bulk where the streams agree, name by name where they do not.
@@ -331,9 +352,15 @@ class Sweep:
                 orphaned_rows.append(str(pk), None, 0)
             return
         size = stored.known_size
+        if size is None and recorded is None:
+            # A listing of names only (local files), and no media row that recorded the size:
+            # the storage is asked after the merge (collect_undescribed()). Such a name has no
+            # media row, so no orphaned one: what is left to count is its size, and its time
+            # when nothing references it.
+            self.undescribed.append(name, references == 0)
+            return
         if size is None:
-            # A listing of names only (local files): the size a row recorded, else an lstat.
-            size = stored.size if recorded is None else recorded
+            size = recorded
             result.storage_bytes += size or 0
         if references == 0 and not orphan_pks:
             self.collect_unreferenced(stored, orphaned_files)
