@@ -217,26 +217,15 @@ class Sweep:
 
     def collect(self, orphaned_rows, orphaned_files):
         """Count everything in one merge of references, orphaned rows and stored files, window by window."""
-        using = self.options.using
         with Spill(self.spill_dir()) as self.undescribed:
-            # The files first: a listing process starts at once and runs during the queries. The
-            # listing and the media rows, the long streams, are read ahead in threads of their own.
             with ExitStack() as streams_open:
-                stored_pages = streams_open.enter_context(
-                    closing(Prefetched(self.walker.iter_pages(), LISTING_PAGES_AHEAD, name="listing"))
-                )
-                media, others = reference_pages(using)
-                media = streams_open.enter_context(closing(Prefetched(media, ROW_PAGES_AHEAD, name="media rows")))
-                streams = [
-                    Stream(stored_pages, unique=True, what="stored files"),
-                    Stream(media, unique=False, what="media rows"),
-                    *(Stream(pages, False, f"rows of {model._meta.label}") for model, pages in others),
-                    *(Stream(pages, False, "orphaned rows") for pages in orphan_pages(using, self.owner_types)),
-                ]
+                streams, other_fields = self.open_streams(streams_open)
                 for stored, media_rows, *rest in windows(streams):
-                    other_names = [names for names, _ in rest[: len(others)]]
-                    orphans = rest[len(others) :]
-                    self.collect_window(stored, media_rows, other_names, orphans, orphaned_rows, orphaned_files)
+                    other_names = [names for names, _ in rest[:other_fields]]
+                    orphans = rest[other_fields:]
+                    self.collect_window(
+                        stored, media_rows, other_names, orphans, orphaned_rows, orphaned_files
+                    )
                     self.report_progress()
             self.collect_undescribed(orphaned_files)
         result = self.result
@@ -244,6 +233,25 @@ class Sweep:
         result.unreadable_names += self.walker.unreadable_names
         for message in self.walker.errors:
             result.add_error(message)
+
+    def open_streams(self, streams_open):
+        """Return the merge's streams, closed by ``streams_open``, and how many other FileFields they hold.
+
+        The files first: a listing process starts at once and runs during the queries. The
+        listing and the media rows, the long streams, are read ahead in threads of their own.
+        """
+        using = self.options.using
+        listing = Prefetched(self.walker.iter_pages(), LISTING_PAGES_AHEAD, name="listing")
+        stored_pages = streams_open.enter_context(closing(listing))
+        media, others = reference_pages(using)
+        media = streams_open.enter_context(closing(Prefetched(media, ROW_PAGES_AHEAD, name="media rows")))
+        streams = [
+            Stream(stored_pages, unique=True, what="stored files"),
+            Stream(media, unique=False, what="media rows"),
+            *(Stream(pages, False, f"rows of {model._meta.label}") for model, pages in others),
+            *(Stream(pages, False, "orphaned rows") for pages in orphan_pages(using, self.owner_types)),
+        ]
+        return streams, len(others)
 
     def collect_undescribed(self, orphaned_files):
         """Count the files that wait for their size and time, now that the merge is over.
