@@ -76,7 +76,9 @@ class Removal:
                 return set()
             gone = {str(row.pk) for row in rows}
             if self.quarantine:
-                self.record_in_quarantine([row_entry(row, using) for row in rows])
+                types = ContentType.objects.db_manager(using)  # cached: no query per row
+                entries = [row_entry(row, types.get_for_id(row.content_type_id)) for row in rows]
+                self.record_in_quarantine(entries)
             # What QuerySet.delete() does (signals, cascades), without reading the rows again.
             collector = Collector(using=using, origin=still_orphaned)
             collector.collect(rows)
@@ -234,9 +236,8 @@ class Removal:
             return 0
 
 
-def row_entry(row, using):
-    """Return the manifest entry of a deleted media row: enough to create it again."""
-    content_type = ContentType.objects.db_manager(using).get_for_id(row.content_type_id)
+def row_entry(row, content_type):
+    """Return the manifest entry of a deleted media row of ``content_type``: enough to create it again."""
     return {
         "kind": "record",
         "id": str(row.pk),
