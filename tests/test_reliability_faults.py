@@ -50,6 +50,10 @@ GRACE = "1h"
 MIDWAY = 2_500  # the stall point: this many files of a kind go before it
 # Where a sweep stalled at MIDWAY has got to once its batch is done.
 BATCH_END = (MIDWAY // PAGE_SIZE + 1) * PAGE_SIZE
+# While a batch of files is carried out, the sweep checks the next one (on local files, one
+# batch at a time is carried out, in order): a sweep stalled a batch before MIDWAY's has checked
+# the batch that ends at BATCH_END, which goes too once the stall ends.
+ONE_BATCH_EARLIER = MIDWAY - PAGE_SIZE
 REFUSED_FOLDER = "07"  # the folder whose files a disk refuses to give up
 RACE_SECONDS = 30
 UPLOADERS = 2
@@ -176,6 +180,19 @@ def run_status(run_id):
     return CleanupRun.objects.get(pk=run_id).status
 
 
+def manifest_text(run_folder):
+    """Return what a run's manifest parts hold so far, as text (a part being written included)."""
+    return "".join(part.read_text("utf-8", "replace") for part in sorted(run_folder.glob("manifest-*")))
+
+
+def wait_until(condition, what, timeout=120):
+    """Wait until ``condition()`` holds; fail, saying ``what`` did not happen, after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.02)
+
+
 def wait_until_disconnected(application_name, timeout=60):
     """Wait until the server has ended every session of a process (a killed one's included)."""
     deadline = time.monotonic() + timeout
@@ -215,7 +232,8 @@ def test_a_sweep_killed_midway_is_marked_interrupted_and_a_rerun_converges(
     if phase == "rows":
         stall_at = estate.orphaned[MIDWAY]
         removed = estate.orphaned[:MIDWAY]
-        rows_left = set(estate.live) | set(estate.orphaned[BATCH_END:])
+        # The next batch's rows were checked and deleted while its files waited their turn.
+        rows_left = set(estate.live) | set(estate.orphaned[BATCH_END + PAGE_SIZE :])
     else:
         stall_at = estate.strays[MIDWAY]
         removed = estate.orphaned + estate.strays[:MIDWAY]
@@ -223,6 +241,7 @@ def test_a_sweep_killed_midway_is_marked_interrupted_and_a_rerun_converges(
     killed = start_sweep("--min-age", GRACE, stall_at=stall_at, env=env)
 
     killed.wait_until_stalled()
+    wait_until(lambda: row_names() == rows_left, "the sweep went on to the next batch's rows")
     killed.process.send_signal(signal.SIGKILL)
     code, _, _ = killed.finish()
     wait_until_disconnected(killed.application_name)
@@ -282,10 +301,16 @@ def terminate_sessions(application_name, which):
     ],
 )
 def test_a_sweep_whose_database_connection_is_terminated_fails_and_a_rerun_converges(
-    sessions, estate, media_root, manage_py, start_sweep
+    sessions, estate, media_root, quarantine_root, manage_py, start_sweep
 ):
-    sweep = start_sweep("--min-age", GRACE, stall_at=estate.strays[MIDWAY])
+    sweep = start_sweep("--min-age", GRACE, stall_at=estate.strays[ONE_BATCH_EARLIER])
     sweep.wait_until_stalled()
+    # The batch after the stalled one is checked, and recorded in the manifest, before the
+    # database goes: it is carried out after the stall, and no batch after it.
+    wait_until(
+        lambda: estate.strays[BATCH_END - PAGE_SIZE] in manifest_text(quarantine_root / sweep.run_id),
+        "the sweep checked the batch after the stalled one",
+    )
     terminated = terminate_sessions(sweep.application_name, sessions)
     sweep.release()
     code, out, err = sweep.finish()

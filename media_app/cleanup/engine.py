@@ -13,8 +13,8 @@ A run has three phases:
    too large a share of the files or rows (the guard against an empty or wrong database).
 3. **Remove**, in batches (``removal.py``): orphaned rows (then their files, after the
    commit), then orphaned files. Each batch is checked again against the database just
-   before it goes (not in a dry run, where nothing goes). On S3 several batches of files are
-   carried out at once while the next is checked; on local files one after the other.
+   before it goes (not in a dry run, where nothing goes). While batches of files are carried
+   out, the next is checked: on S3 several at once, on local files one, in order.
 """
 
 import gc

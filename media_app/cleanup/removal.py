@@ -169,12 +169,13 @@ class Removal:
     def stop_before_batch(self):
         """Return True when deletion must stop here (time limit); raise if the lock was lost.
 
-        First the batches in flight make room for this one. On local files that is all of
-        them: a batch is carried out before the next is checked, so that a run stopped anywhere
-        (killed, its database gone) has removed exactly the batches it finished. On S3 up to
-        one batch per connection stays in flight while the next is checked.
+        First the batches in flight make room for this one: as many as the storage carries out
+        at once (one on local files, one per connection on S3) may still be under way while it
+        is checked, in the order they were checked. A run stopped anywhere (killed, its
+        database or its lock gone) has carried out, or recorded in its manifest, only batches
+        it checked while it held its lock.
         """
-        while len(self.in_flight) >= self.walker.concurrency:
+        while len(self.in_flight) > self.walker.concurrency:
             self.settle()
         self.lock.check()
         if Status.PARTIAL in self.result.conditions:
