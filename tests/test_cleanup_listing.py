@@ -1,6 +1,9 @@
 import json
 import os
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from media_app.cleanup import listing
 
 
@@ -79,3 +82,25 @@ def test_a_followed_type_folder_is_listed_and_a_symlink_below_is_a_file(tmp_path
         "tours/link.jpg",
     ]
     assert json.loads(err)["unreadable"] == 1
+
+
+@given(
+    names=st.sets(st.text(st.characters(blacklist_characters="\0", blacklist_categories=["Cs"]), min_size=1, max_size=6)),
+    runs=st.integers(min_value=1, max_value=6),
+    read_size=st.integers(min_value=1, max_value=20),
+    seed=st.randoms(use_true_random=False),
+)
+def test_spilled_runs_merge_back_into_one_byte_order(names, runs, read_size, seed):
+    """Runs of any sizes, read back a few characters at a time, come back as one sorted sequence."""
+    shuffled = sorted(names)
+    seed.shuffle(shuffled)
+    parts = [shuffled[index::runs] for index in range(runs)]
+    spilled = []
+    for part in parts:
+        run = listing._spill_run(part)
+        spilled.append(lambda size, run=run: run(read_size))
+
+    lists = list(listing.merge_runs(spilled))
+
+    assert [name for names in lists for name in names] == sorted(names)
+    assert all(lists), "no empty list is given out"

@@ -17,17 +17,22 @@ left out. A folder that cannot be listed is reported in ``errors`` and skipped.
 """
 
 import argparse
-import heapq
 import json
 import os
 import sys
 import tempfile
+from bisect import bisect_right
+from operator import methodcaller
 
 # Entries of one folder held in memory before sorted runs spill to disk.
 DEFAULT_CHUNK = 25_000
+# Characters of spilled runs read back at a time, across all the runs of a folder being merged.
+MERGE_BUFFER = 1 << 19
+MIN_READ = 1 << 12
 # Names written to the pipe at a time.
 OUTPUT_BATCH = 4096
 SAMPLE_SIZE = 100
+_IS_FOLDER = methodcaller("endswith", "/")
 MAX_ERRORS = 100
 
 
@@ -78,35 +83,44 @@ def walk(top, report, chunk=DEFAULT_CHUNK, follow=frozenset()):
     The symlinks directly in ``top`` named in ``follow`` are walked as folders when they lead to
     one. Raises OSError when ``top`` itself cannot be listed.
     """
-    entries = sorted_entries(top, report, chunk, follow)
-    yield from _walk(top, "", entries, report, chunk)
+    blocks = sorted_entries(top, report, chunk, follow)
+    yield from _walk(top, "", blocks, report, chunk)
 
 
-def _walk(top, prefix, entries, report, chunk):
+def _walk(top, prefix, blocks, report, chunk):
     files = []
-    for entry in entries:
-        if not entry.endswith("/"):
-            files.append(prefix + entry)
-            if len(files) >= OUTPUT_BATCH:
+    for block in blocks:
+        if not any(map(_IS_FOLDER, block)):
+            # Most lists hold files only: taken a batch at a time, without a step per name in Python.
+            for start in range(0, len(block), OUTPUT_BATCH):
+                files += [prefix + name for name in block[start : start + OUTPUT_BATCH]]
+                if len(files) >= OUTPUT_BATCH:
+                    yield files
+                    files = []
+            continue
+        for entry in block:
+            if not entry.endswith("/"):
+                files.append(prefix + entry)
+                if len(files) >= OUTPUT_BATCH:
+                    yield files
+                    files = []
+                continue
+            if files:
                 yield files
                 files = []
-            continue
-        if files:
-            yield files
-            files = []
-        folder = prefix + entry
-        try:
-            children = sorted_entries(os.path.join(top, folder), report, chunk)
-        except OSError as exc:
-            report.error(f"cannot list {folder}: {exc.strerror or exc}")
-            continue
-        yield from _walk(top, folder, children, report, chunk)
+            folder = prefix + entry
+            try:
+                children = sorted_entries(os.path.join(top, folder), report, chunk)
+            except OSError as exc:
+                report.error(f"cannot list {folder}: {exc.strerror or exc}")
+                continue
+            yield from _walk(top, folder, children, report, chunk)
     if files:
         yield files
 
 
 def sorted_entries(path, report, chunk=DEFAULT_CHUNK, follow=frozenset()):
-    """Return a folder's entries in an order that makes the whole walk byte-ordered.
+    """Return a folder's entries, in lists, in an order that makes the whole walk byte-ordered.
 
     A folder sorts as ``name/``, so that ``a/b`` comes after ``a-b`` as it does in a plain
     string sort of the full names; so does a symlink to a folder named in ``follow``. Past
@@ -130,29 +144,67 @@ def sorted_entries(path, report, chunk=DEFAULT_CHUNK, follow=frozenset()):
                 append = names.append
     names.sort()
     if not runs:
-        return names
-    runs.append(names)
-    return heapq.merge(*runs)
+        return [names]
+    return merge_runs([*runs, lambda size: iter([names])])
 
 
 def _spill_run(names):
+    """Write ``names`` sorted to a temporary file; return a function that reads them back in lists."""
     names.sort()
-    handle = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+    handle = tempfile.TemporaryFile(mode="w+", encoding="utf-8", newline="")  # names may hold "\r"
     handle.write("\0".join(names))
     handle.seek(0)
-    return read_nul_separated(handle)
+    return lambda size: read_nul_separated(handle, size)
 
 
-def read_nul_separated(handle, block_size=1 << 12):
-    """Yield the NUL-separated records of a text file, reading it in blocks."""
+def merge_runs(runs):
+    """Yield the names of sorted runs (of distinct names) in one sorted order, in lists.
+
+    A run is a function that takes a read size and returns its names in sorted lists. Each
+    list given out holds every name up to the smallest last name of the lists being read,
+    sorted in C: the merge makes no comparison per name in Python, as ``heapq.merge`` does
+    (a tenth of the listing's time at a million files, measured). The runs share
+    ``MERGE_BUFFER`` characters of reading, whatever their number.
+    """
+    size = max(MIN_READ, MERGE_BUFFER // len(runs))
+    heads = []  # [the list being read, the index of its first name not given out, the run]
+    for run in runs:
+        lists = run(size)
+        first = next(lists, None)
+        if first:
+            heads.append([first, 0, lists])
+    while heads:
+        horizon = min(names[-1] for names, _, _ in heads)
+        merged = []
+        for head in heads:
+            names, start, _ = head
+            cut = bisect_right(names, horizon, start)
+            merged += names[start:cut]
+            head[1] = cut
+        merged.sort()
+        yield merged
+        going_on = []
+        for head in heads:
+            if head[1] == len(head[0]):
+                following = next(head[2], None)
+                if following is None:
+                    continue
+                head[0], head[1] = following, 0
+            going_on.append(head)
+        heads = going_on
+
+
+def read_nul_separated(handle, size):
+    """Yield the NUL-separated records of a text file in lists, reading ``size`` characters at a time."""
     with handle:
         tail = ""
-        while block := handle.read(block_size):
+        while block := handle.read(size):
             parts = (tail + block).split("\0")
             tail = parts.pop()
-            yield from parts
+            if parts:
+                yield parts
         if tail:
-            yield tail
+            yield [tail]
 
 
 def main(argv=None):
