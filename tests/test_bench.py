@@ -155,3 +155,17 @@ def test_each_run_is_set_against_the_floor_of_its_own_time():
 
     ratios = report.run_ratios(result)
     assert ratios["sweep"] == pytest.approx([0.8, 0.9]) and ratios["real"] == pytest.approx([1.0, 1.2])
+
+
+def test_the_project_is_compiled_before_anything_is_measured(monkeypatch):
+    """A measured process reads the project's bytecode, as a deployed one does, and compiles nothing."""
+    import importlib.util
+
+    engine = run.PROJECT_DIR / "media_app" / "cleanup" / "engine.py"
+    cached = importlib.util.cache_from_source(str(engine))
+    if os.path.exists(cached):
+        os.remove(cached)
+
+    run.compile_project()
+
+    assert os.path.exists(cached)
