@@ -22,6 +22,7 @@ import os
 import sys
 import tempfile
 from bisect import bisect_right
+from itertools import compress
 from operator import methodcaller
 
 # Entries of one folder held in memory before sorted runs spill to disk.
@@ -90,25 +91,23 @@ def walk(top, report, chunk=DEFAULT_CHUNK, follow=frozenset()):
 def _walk(top, prefix, blocks, report, chunk):
     files = []
     for block in blocks:
-        if not any(map(_IS_FOLDER, block)):
-            # Most lists hold files only: taken a batch at a time, without a step per name in Python.
-            for start in range(0, len(block), OUTPUT_BATCH):
-                files += [prefix + name for name in block[start : start + OUTPUT_BATCH]]
+        # Folders are few: the files between two of them are taken a batch at a time, without
+        # a step per name in Python.
+        start = 0
+        for folder_at in [*compress(range(len(block)), map(_IS_FOLDER, block)), None]:
+            end = len(block) if folder_at is None else folder_at
+            for piece in range(start, end, OUTPUT_BATCH):
+                files += [prefix + name for name in block[piece : min(piece + OUTPUT_BATCH, end)]]
                 if len(files) >= OUTPUT_BATCH:
                     yield files
                     files = []
-            continue
-        for entry in block:
-            if not entry.endswith("/"):
-                files.append(prefix + entry)
-                if len(files) >= OUTPUT_BATCH:
-                    yield files
-                    files = []
-                continue
+            if folder_at is None:
+                break
             if files:
                 yield files
                 files = []
-            folder = prefix + entry
+            start = folder_at + 1
+            folder = prefix + block[folder_at]
             try:
                 children = sorted_entries(os.path.join(top, folder), report, chunk)
             except OSError as exc:
