@@ -845,3 +845,69 @@ def test_what_a_failed_purge_left_is_still_counted(swept, backend):
 
     assert failed.status == "errors"
     assert recorded_quarantine_bytes(failed) == quarantine_content(backend) >= len(STRAY)
+
+
+# -- size.json: a run's bytes, recorded when it ends ---------------------------------------------
+
+
+def test_a_kept_run_is_measured_when_it_ends_never_again(swept, backend):
+    run_id = swept["result"].run_id
+    assert json.loads(read_quarantined(backend, f"{run_id}/size.json")) == {"bytes": len(DRAFT) + len(STRAY)}
+    # A file added behind the quarantine's back shows that later sweeps read the record.
+    put_quarantined(backend, f"{run_id}/uploads/guides/added.jpg", b"a" * 1000)
+
+    later_sweep = run_cleanup(now=swept["clock"])
+
+    assert recorded_quarantine_bytes(later_sweep) == len(DRAFT) + len(STRAY)
+
+
+@pytest.mark.parametrize(
+    "content", [None, b"", b"not json", b"[]", b'{"bytes": -1}', b'{"bytes": true}', b'{"bytes": "17"}']
+)
+def test_without_a_readable_size_record_a_kept_run_is_measured(swept, backend, content, caplog):
+    run_id = swept["result"].run_id
+    put_quarantined(backend, f"{run_id}/uploads/guides/added.jpg", b"a" * 1000)
+    if content is None:
+        remove_quarantined(backend, f"{run_id}/size.json")  # as a run killed before its end leaves it
+    else:
+        put_quarantined(backend, f"{run_id}/size.json", content)
+
+    later_sweep = run_cleanup(now=swept["clock"])
+
+    assert later_sweep.status == "ok", later_sweep.message
+    assert (
+        recorded_quarantine_bytes(later_sweep)
+        == len(DRAFT) + len(STRAY) + 1000
+        == quarantine_content(backend)
+    )
+    warned = [r.getMessage() for r in caplog.records if "size.json" in r.getMessage()]
+    assert len(warned) == (content is not None), warned
+
+
+def test_a_restore_drops_the_size_record_before_it_moves_anything_back(swept, backend):
+    run_id = swept["result"].run_id
+
+    preview, _ = restore(run_id, "--dry-run")
+    assert preview["status"] == "partial"  # the row's owner is still gone
+    assert read_quarantined(backend, f"{run_id}/size.json"), "a dry run changes nothing"
+    with undeletable(backend, f"{run_id}/size.json"):
+        refused = restore_run(run_id)
+    assert refused.status == "failed" and "size.json" in refused.message, refused.message
+    assert quarantine_content(backend) == len(DRAFT) + len(STRAY), "nothing moved back"
+
+    assert restore_run(run_id).restored_files == 2
+    assert not quarantine_has(backend, f"{run_id}/size.json")
+
+
+def remove_quarantined(backend, path):
+    if backend.name == "s3":
+        backend.client.delete_object(Bucket=backend.bucket, Key=f"quarantine/{path}")
+    else:
+        (backend.quarantine / path).unlink()
+
+
+def quarantine_has(backend, path):
+    if backend.name == "s3":
+        listed = backend.client.list_objects_v2(Bucket=backend.bucket, Prefix=f"quarantine/{path}")
+        return bool(listed.get("Contents"))
+    return (backend.quarantine / path).exists()

@@ -6,6 +6,11 @@ its run id, holding the files under their original paths and a manifest of the r
     <run id>/meta.json                 {"run_id": ..., "created": <POSIX time>, ...}
     <run id>/manifest-00001.jsonl      one JSON object per line: a file or a deleted row
     <run id>/uploads/tours/ab12-x.jpg  the file, at its original path
+    <run id>/size.json                 {"bytes": ...}: what the run moved in, written when it ended
+
+``size.json`` spares later sweeps measuring each kept file; a restore removes it before it
+moves anything back, a purge before it deletes anything, and without it (a run killed midway,
+a record that does not parse) the files are measured one by one again.
 
 A manifest part is written before the files of its batch move and before its rows go, so a
 run killed midway still describes everything it touched. The quarantine describes itself: a
@@ -28,6 +33,8 @@ from ..models import Media
 from ..paths import in_uploads
 
 META = "meta.json"
+SIZE_RECORD = "size.json"
+SIZE_RECORD_LIMIT = 1024  # bytes read of a size.json: ours are some twenty
 MANIFEST_PREFIX = "manifest-"
 # The largest value a PositiveBigIntegerField (a row's ``size``) holds, plus one.
 SIZE_LIMIT = 2**63
@@ -54,8 +61,25 @@ def encode_part(entries):
 
 
 def is_record_name(name):
-    """Return True for the name (relative to the run) of ``meta.json`` or a manifest part, not a file."""
-    return name == META or name.startswith(MANIFEST_PREFIX)
+    """Return True for the name (relative to the run) of one of the run's records, not a file."""
+    return name in (META, SIZE_RECORD) or name.startswith(MANIFEST_PREFIX)
+
+
+def encode_size(size):
+    """Return the bytes of a run's ``size.json``: the bytes of the files it moved in."""
+    return json.dumps({"bytes": size}).encode()
+
+
+def parse_size(raw):
+    """Return the bytes a ``size.json`` records, from its bytes; raise ``ValueError`` saying what is wrong."""
+    try:
+        record = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"is not valid JSON ({exc})") from None
+    size = record.get("bytes") if isinstance(record, dict) else None
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size < SIZE_LIMIT:
+        raise ValueError('has no "bytes" count (a whole number of bytes)')
+    return size
 
 
 def parse_meta(raw):

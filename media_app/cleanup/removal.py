@@ -140,15 +140,24 @@ class Removal:
         self.pacing.pace(count)
 
     def close(self):
-        """Let the batches in flight finish, then count them: nothing is removed once the run is over."""
-        if self.files_mover is None:
-            return
-        try:
-            while self.in_flight:
-                self.settle()
-        finally:
-            self.files_mover.shutdown(wait=True)
-            self.files_mover = None
+        """Let the batches in flight finish and count them, then record what the quarantine holds of the run.
+
+        Nothing is removed once the run is over. The record spares every later sweep measuring
+        this run's files one by one while it is kept; a run whose batches did not all settle
+        leaves none, and is measured instead.
+        """
+        if self.files_mover is not None:
+            try:
+                while self.in_flight:
+                    self.settle()
+            finally:
+                self.files_mover.shutdown(wait=True)
+                self.files_mover = None
+        if self.quarantine_parts:
+            try:
+                self.quarantine.record_size(self.result.run_id, self.result.quarantined_bytes)
+            except QuarantineError as exc:
+                logger.warning("Cannot record the size of quarantined run %s: %s", self.result.run_id, exc)
 
     def _count_deleted(self, stored, kind):
         self.result.deleted_files += 1

@@ -225,6 +225,9 @@ class Quarantine(Protocol):
     def move_in(self, run_id: str, files: Iterable[StoredFile]) -> Iterator[Outcome]:
         """Move each file into the run's quarantine; yield outcomes as ``Walker.delete`` does."""
 
+    def record_size(self, run_id: str, size: int) -> None:
+        """Record, once the run has ended, the bytes it moved in: what ``size()`` returns from then on."""
+
     def runs(self) -> tuple[dict[str, QuarantinedRun], list[QuarantineProblem]]:
         """Return every run the quarantine holds by id, and each entry that is not a readable run."""
 
@@ -237,13 +240,15 @@ class Quarantine(Protocol):
     def move_back(
         self, run_id: str, names: list[str], dry_run: bool = False
     ) -> Iterator[tuple[str, str, str]]:
-        """Put files back at their names; yield ``(name, Restored outcome, detail)`` for each."""
+        """Put files back at their names, the recorded size dropped first; yield ``(name, Restored
+        outcome, detail)`` for each."""
 
     def size(self, run_id: str) -> int:
-        """Return the bytes of the files the run's quarantine holds."""
+        """Return the bytes of the files the run's quarantine holds: as recorded, else measured one by one."""
 
     def purge(self, run_id: str) -> int:
-        """Delete the run's quarantine for good, meta.json last; return the bytes of files it held."""
+        """Delete the run's quarantine for good, its recorded size first and meta.json last; return
+        the bytes of files it held."""
 
 
 class MarkerStore(Protocol):

@@ -17,12 +17,16 @@ from ...paths import InsideCheck, in_uploads, is_layout_entry
 from ..manifest import (
     MANIFEST_PREFIX,
     META,
+    SIZE_RECORD,
+    SIZE_RECORD_LIMIT,
     ManifestLine,
     encode_meta,
     encode_part,
+    encode_size,
     is_record_name,
     is_uuid_text,
     manifest_lines,
+    parse_size,
     part_name,
 )
 from .base import (
@@ -139,6 +143,36 @@ class FilesystemQuarantine:
             yield stored, Deletion.DELETED, ""
         remove_empty_folders(self.media_root, emptied)
 
+    def record_size(self, run_id, size):
+        """Record the bytes the run moved in, once it has ended: ``size()`` reads them from then on."""
+        path = os.path.join(self._run_dir(run_id), SIZE_RECORD)
+        try:
+            write_atomically(path, encode_size(size))
+        except OSError as exc:
+            raise QuarantineError(f"cannot write {_shown(path)}: {exc}") from exc
+
+    def _recorded_size(self, run_id):
+        """Return the bytes the run's size.json records, or None (logged unless it is simply absent)."""
+        path = os.path.join(self._run_dir(run_id), SIZE_RECORD)
+        try:
+            with _open_regular(path) as handle:
+                return parse_size(handle.read(SIZE_RECORD_LIMIT))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            logger.warning("%s %s: the run's files are measured instead", _shown(path), exc)
+            return None
+
+    def _forget_size(self, run_id):
+        """Remove the run's size.json before its files change; raise ``QuarantineError`` if it stays."""
+        path = os.path.join(self._run_dir(run_id), SIZE_RECORD)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise QuarantineError(f"cannot remove {_shown(path)}: {exc}") from exc
+
     def runs(self):
         """Return ``({run id: QuarantinedRun}, [QuarantineProblem])``: the runs, and what is not one."""
         found, problems = {}, []
@@ -203,6 +237,8 @@ class FilesystemQuarantine:
         own folder comes back: a name reached through a symlinked folder of the quarantine is
         refused. With ``dry_run``, only tell what would happen.
         """
+        if not dry_run:
+            self._forget_size(run_id)
         inside = InsideCheck(self.storage)
         run_dir = self._run_dir(run_id)
         real_folders = {}  # quarantine folder -> no symlink leads to it (one realpath per folder)
@@ -243,7 +279,10 @@ class FilesystemQuarantine:
             yield name, Restored.RESTORED, ""
 
     def size(self, run_id):
-        """Return the bytes of the files a run's quarantine holds."""
+        """Return the bytes of the files a run's quarantine holds: as its size.json records, else measured."""
+        recorded = self._recorded_size(run_id)
+        if recorded is not None:
+            return recorded
         folder = self._run_dir(run_id)
         return sum(
             os.lstat(os.path.join(path, name)).st_size
@@ -259,6 +298,7 @@ class FilesystemQuarantine:
         purged again by the next sweep), never a folder nobody can read.
         """
         size = self.size(run_id)
+        self._forget_size(run_id)  # what a purge that fails midway leaves is measured again
         folder = self._run_dir(run_id)
         with os.scandir(folder) as entries:
             for entry in entries:

@@ -14,11 +14,15 @@ from ..batches import batched
 from ..manifest import (
     MANIFEST_PREFIX,
     META,
+    SIZE_RECORD,
+    SIZE_RECORD_LIMIT,
     encode_meta,
     encode_part,
+    encode_size,
     is_record_name,
     is_uuid_text,
     manifest_lines,
+    parse_size,
     part_name,
 )
 from .base import (
@@ -136,6 +140,26 @@ class S3Quarantine:
             copied.append(stored)
         yield from self.walker.delete(copied)
 
+    def record_size(self, run_id, size):
+        """Record the bytes the run moved in, once it has ended: ``size()`` reads them from then on."""
+        self._put(self._key(run_id, SIZE_RECORD), encode_size(size))
+
+    def _recorded_size(self, run_id):
+        """Return the bytes the run's size.json records, or None (logged unless it is simply absent)."""
+        key = self._key(run_id, SIZE_RECORD)
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            return parse_size(body.read(SIZE_RECORD_LIMIT))
+        except ClientError as exc:
+            if error_code(exc) not in NOT_FOUND:
+                logger.warning(
+                    "Cannot read s3://%s/%s: %s; the run's files are measured instead", self.bucket, key, exc
+                )
+            return None
+        except (BotoCoreError, ValueError) as exc:
+            logger.warning("s3://%s/%s %s: the run's files are measured instead", self.bucket, key, exc)
+            return None
+
     def runs(self):
         """Return ``({run id: QuarantinedRun}, [QuarantineProblem])``: the runs, and what is not one.
 
@@ -198,6 +222,8 @@ class S3Quarantine:
 
     def move_back(self, run_id, names, dry_run=False):
         """Copy files back to their original keys (a fresh LastModified), then drop the quarantined copies."""
+        if not dry_run:
+            self._delete_keys([{"Key": self._key(run_id, SIZE_RECORD)}])
         restored = []
         for name in names:
             target = self.walker.key_prefix + name
@@ -221,21 +247,26 @@ class S3Quarantine:
         self._delete_keys(restored)
 
     def size(self, run_id):
-        """Return the bytes of the files a run's quarantine holds."""
+        """Return the bytes of the files a run's quarantine holds: as its size.json records, else listed."""
+        recorded = self._recorded_size(run_id)
+        if recorded is not None:
+            return recorded
         return sum(
             entry["Size"] for entry in self._objects(self._key(run_id)) if self._is_file(run_id, entry)
         )
 
     def purge(self, run_id):
-        """Delete a run's quarantine for good; return the bytes of files it held.
+        """Delete a run's quarantine for good; return the bytes of files it held (as listed).
 
         meta.json goes last: a purge that fails midway leaves a run that is still listed.
         """
-        size, keys, meta = 0, [], self._key(run_id, META)
+        size, keys = 0, []
+        meta, recorded = self._key(run_id, META), self._key(run_id, SIZE_RECORD)
         for entry in self._objects(self._key(run_id)):
             size += entry["Size"] if self._is_file(run_id, entry) else 0
-            if entry["Key"] != meta:
+            if entry["Key"] not in (meta, recorded):
                 keys.append({"Key": entry["Key"]})
+        self._delete_keys([{"Key": recorded}])  # what a purge that fails midway leaves is listed again
         self._delete_keys(keys)
         self._delete_keys([{"Key": meta}])
         return size
