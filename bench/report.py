@@ -276,7 +276,8 @@ def render(results, runs, sample):
         parts.append(
             f"### {size:,} rows and files\n\n"
             f"Planted: {manifest.orphaned_records:,} rows whose owner is gone, {manifest.orphaned_files:,} "
-            f"files no row names, {manifest.missing_files:,} rows whose file is missing.\n\n"
+            f"files no row names, {manifest.missing_files:,} rows whose file is missing. "
+            f"Page cache: {results[size].page_cache}; then one round of the floor, not counted.\n\n"
             + table(table_rows[size])
         )
     parts.append("### Goals\n\n" + goals(table_rows, results))
@@ -290,6 +291,7 @@ def save(results, text, folder):
     raw = {
         size: {
             "manifest": result.manifest.figures(),
+            "page_cache": result.page_cache,
             "runs": {key: [raw_figures(m) for m in ms] for key, ms in result.runs.items()},
             "real": [raw_figures(m) for m in result.real],
             "real_floors": [

@@ -74,13 +74,19 @@ def test_a_data_set_too_small_for_one_orphan_per_kind_and_folder_is_refused(medi
 
 
 @pytest.fixture
-def measured(media_root):
+def logged():
+    """The lines the harness logs while it measures."""
+    return []
+
+
+@pytest.fixture
+def measured(media_root, logged):
     """Generate the small data set and measure every approach on it once."""
     env = run.probe_env(database_url(), media_root)
-    return run.bench_size(SIZE, media_root, env, runs=1, sample=SAMPLE, log=lambda line: None)
+    return run.bench_size(SIZE, media_root, env, runs=1, sample=SAMPLE, log=logged.append)
 
 
-def test_every_approach_runs_reports_and_finds_the_planted_orphans(measured, media_root):
+def test_every_approach_runs_reports_and_finds_the_planted_orphans(measured, media_root, logged):
     result = measured
 
     manifest = result.manifest
@@ -102,6 +108,21 @@ def test_every_approach_runs_reports_and_finds_the_planted_orphans(measured, med
     # The real sweep ran last and removed exactly what was planted; the peer removed nothing.
     assert Media.objects.count() == SIZE - manifest.orphaned_records
     assert len(list(walk_files(media_root))) == SIZE - manifest.orphaned_files - manifest.orphaned_records
+    # One round of the floor, not counted, reads first what every approach reads.
+    warm_ups = [number for number, line in enumerate(logged) if "warm-up" in line]
+    first_round = next(number for number, line in enumerate(logged) if "round 1/" in line)
+    assert len(warm_ups) == len(run.FLOOR) and max(warm_ups) < first_round, logged
+    assert result.page_cache == "kept", "the page cache is dropped only when asked"
+
+
+def test_the_page_cache_is_dropped_by_whoever_may_and_kept_otherwise(tmp_path):
+    control = tmp_path / "drop_caches"  # /proc/sys/vm/drop_caches is the machine's: not dropped in tests
+    control.write_text("")
+
+    assert run.drop_clean_pages(control) == "dropped after the data set was written"
+    assert control.read_text() == "1", "1: clean pages only; the inodes and folder entries stay"
+    kept = run.drop_clean_pages(tmp_path / "no-such-folder" / "drop_caches")
+    assert kept.startswith("kept (cannot write ") and "No such file or directory" in kept
 
 
 def test_the_report_has_every_column_and_approach_and_a_plot(measured, tmp_path):
@@ -114,6 +135,7 @@ def test_the_report_has_every_column_and_approach_and_a_plot(measured, tmp_path)
     assert len(table) == 2 + len(report.rows_for(result, SAMPLE))  # the header and its rule
     assert all(line.count(" | ") == len(report.COLUMNS) - 1 for line in table)
     assert "extrapolated" in text and "### Goals" in text
+    assert "Page cache: kept; then one round of the floor, not counted." in text
     written = report.save({SIZE: result}, text, tmp_path / "results")
     assert [os.path.splitext(path)[1] for path in written] == [".md", ".json"]
     plot = tmp_path / "plot.png"
