@@ -911,3 +911,20 @@ def quarantine_has(backend, path):
         listed = backend.client.list_objects_v2(Bucket=backend.bucket, Prefix=f"quarantine/{path}")
         return bool(listed.get("Contents"))
     return (backend.quarantine / path).exists()
+
+
+@on_local_files
+def test_a_size_record_that_is_a_symlink_is_never_followed(swept, quarantine_root, outside_dir, caplog):
+    run_id = swept["result"].run_id
+    forged = outside_dir / "size.json"
+    forged.write_text('{"bytes": 1}')
+    record = quarantine_root / run_id / "size.json"
+    record.unlink()
+    record.symlink_to(forged)
+
+    later_sweep = run_cleanup(now=swept["clock"])
+
+    assert recorded_quarantine_bytes(later_sweep) == len(DRAFT) + len(STRAY)
+    assert any(
+        "size.json cannot be read (a symlink, never followed)" in r.getMessage() for r in caplog.records
+    )

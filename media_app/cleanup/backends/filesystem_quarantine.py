@@ -156,12 +156,18 @@ class FilesystemQuarantine:
         path = os.path.join(self._run_dir(run_id), SIZE_RECORD)
         try:
             with _open_regular(path) as handle:
-                return parse_size(handle.read(SIZE_RECORD_LIMIT))
+                raw = handle.read(SIZE_RECORD_LIMIT)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
-            logger.warning("%s %s: the run's files are measured instead", _shown(path), exc)
-            return None
+        except OSError as exc:
+            problem = f"cannot be read ({exc.strerror or exc})"
+        else:
+            try:
+                return parse_size(raw)
+            except ValueError as exc:
+                problem = str(exc)
+        logger.warning("%s %s: the run's files are measured instead", _shown(path), problem)
+        return None
 
     def _forget_size(self, run_id):
         """Remove the run's size.json before its files change; raise ``QuarantineError`` if it stays."""

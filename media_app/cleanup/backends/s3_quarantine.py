@@ -6,6 +6,7 @@ with suspicion, as on local files: a key that is not part of a readable run is r
 """
 
 import logging
+from contextlib import closing
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -148,17 +149,21 @@ class S3Quarantine:
         """Return the bytes the run's size.json records, or None (logged unless it is simply absent)."""
         key = self._key(run_id, SIZE_RECORD)
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
-            return parse_size(body.read(SIZE_RECORD_LIMIT))
+            with closing(self.client.get_object(Bucket=self.bucket, Key=key)["Body"]) as body:
+                raw = body.read(SIZE_RECORD_LIMIT)
         except ClientError as exc:
-            if error_code(exc) not in NOT_FOUND:
-                logger.warning(
-                    "Cannot read s3://%s/%s: %s; the run's files are measured instead", self.bucket, key, exc
-                )
-            return None
-        except (BotoCoreError, ValueError) as exc:
-            logger.warning("s3://%s/%s %s: the run's files are measured instead", self.bucket, key, exc)
-            return None
+            if error_code(exc) in NOT_FOUND:
+                return None
+            problem = f"cannot be read ({exc})"
+        except BotoCoreError as exc:
+            problem = f"cannot be read ({exc})"
+        else:
+            try:
+                return parse_size(raw)
+            except ValueError as exc:
+                problem = str(exc)
+        logger.warning("s3://%s/%s %s: the run's files are measured instead", self.bucket, key, problem)
+        return None
 
     def runs(self):
         """Return ``({run id: QuarantinedRun}, [QuarantineProblem])``: the runs, and what is not one.
