@@ -277,7 +277,7 @@ def render(results, runs, sample):
             f"### {size:,} rows and files\n\n"
             f"Planted: {manifest.orphaned_records:,} rows whose owner is gone, {manifest.orphaned_files:,} "
             f"files no row names, {manifest.missing_files:,} rows whose file is missing. "
-            f"Page cache: {results[size].page_cache}; then one round of the floor, not counted.\n\n"
+            f"Page cache: {results[size].page_cache}; then the floor and a dry run, not counted.\n\n"
             + table(table_rows[size])
         )
     parts.append("### Goals\n\n" + goals(table_rows, results))

@@ -108,10 +108,10 @@ def test_every_approach_runs_reports_and_finds_the_planted_orphans(measured, med
     # The real sweep ran last and removed exactly what was planted; the peer removed nothing.
     assert Media.objects.count() == SIZE - manifest.orphaned_records
     assert len(list(walk_files(media_root))) == SIZE - manifest.orphaned_files - manifest.orphaned_records
-    # One round of the floor, not counted, reads first what every approach reads.
+    # The floor and a dry run, not counted, read first what the floor and the sweep read.
     warm_ups = [number for number, line in enumerate(logged) if "warm-up" in line]
     first_round = next(number for number, line in enumerate(logged) if "round 1/" in line)
-    assert len(warm_ups) == len(run.FLOOR) and max(warm_ups) < first_round, logged
+    assert len(warm_ups) == len(run.FLOOR) + 1 and max(warm_ups) < first_round, logged
     assert result.page_cache == "kept", "the page cache is dropped only when asked"
 
 
@@ -135,7 +135,7 @@ def test_the_report_has_every_column_and_approach_and_a_plot(measured, tmp_path)
     assert len(table) == 2 + len(report.rows_for(result, SAMPLE))  # the header and its rule
     assert all(line.count(" | ") == len(report.COLUMNS) - 1 for line in table)
     assert "extrapolated" in text and "### Goals" in text
-    assert "Page cache: kept; then one round of the floor, not counted." in text
+    assert "Page cache: kept; then the floor and a dry run, not counted." in text
     written = report.save({SIZE: result}, text, tmp_path / "results")
     assert [os.path.splitext(path)[1] for path in written] == [".md", ".json"]
     plot = tmp_path / "plot.png"
