@@ -342,7 +342,9 @@ def test_quarantine_is_a_server_side_copy_then_one_batched_delete(s3_backend, se
     assert (result.status, result.deleted_files, result.quarantined_bytes) == ("ok", 3, 3 * len(b"stray"))
     operations = requests.operations()
     assert operations.count("CopyObject") == 3 and operations.count("DeleteObjects") == 1
-    assert operations.count("PutObject") == 3, "the storage marker, the run's meta.json and one manifest part"
+    assert operations.count("PutObject") == 4, (
+        "the storage marker, the run's meta.json, one manifest part and, at the end, its size.json"
+    )
     assert all(s3_backend.quarantined(result.run_id, name) == b"stray" for name in strays)
     assert s3_backend.missing(strays) == strays
 
