@@ -7,6 +7,8 @@ from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from media_app import paths
 from media_app.models import Media
@@ -204,3 +206,19 @@ def test_owner_types_tell_live_types_from_stale_ones_and_orphaned_takes_a_few(ow
     assert set(stale_types) == {row.content_type for row in stale}
     tours = [(content_type, model) for content_type, model in live_types if content_type.model == "tour"]
     assert list(Media.objects.orphaned(tours)) == [orphaned["tours"]]
+
+
+def test_orphaned_instances_are_the_rows_orphaned_selects_found_by_owner_lookups(owners_live_and_gone):
+    live, orphaned, stale = owners_live_and_gone
+    live_types, _ = Media.objects.owner_types()
+    selection = Media.objects.filter(pk__in=[row.pk for row in [*live.values(), *orphaned.values(), *stale]])
+
+    found = selection.orphaned_instances(live_types)
+
+    assert set(found) == set(selection.orphaned(live_types)) == set(orphaned.values())
+    assert all(isinstance(row, Media) and row.file.name for row in found), "whole rows, for the manifest"
+    tours = [(content_type, model) for content_type, model in live_types if content_type.model == "tour"]
+    assert selection.orphaned_instances(tours) == [orphaned["tours"]]
+    with CaptureQueriesContext(connection) as queries:
+        Media.objects.filter(pk__in=[orphaned["tours"].pk, live["guides"].pk]).orphaned_instances(live_types)
+    assert len(queries) == 3, "the rows, then one lookup per owner type among them"

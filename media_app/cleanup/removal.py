@@ -68,10 +68,9 @@ class Removal:
         """Delete those of the rows ``pks`` still orphaned now, in one transaction; return their pks."""
         using = self.options.using
         with transaction.atomic(using=using), files_deleted_by_caller():
-            still_orphaned = Media.objects.using(using).filter(pk__in=pks).orphaned(self.owner_types)
-            still_orphaned = still_orphaned.order_by()
+            media = Media.objects.using(using).order_by()
             # One read gives the re-check, the manifest's row data and the rows to delete.
-            rows = list(still_orphaned)
+            rows = media.filter(pk__in=pks).orphaned_instances(self.owner_types)
             if not rows:
                 return set()
             gone = {str(row.pk) for row in rows}
@@ -80,7 +79,7 @@ class Removal:
                 entries = [row_entry(row, types.get_for_id(row.content_type_id)) for row in rows]
                 self.record_in_quarantine(entries)
             # What QuerySet.delete() does (signals, cascades), without reading the rows again.
-            collector = Collector(using=using, origin=still_orphaned)
+            collector = Collector(using=using, origin=media.filter(pk__in=[row.pk for row in rows]))
             collector.collect(rows)
             collector.delete()
         return gone
