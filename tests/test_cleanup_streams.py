@@ -7,6 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from media_app.cleanup.streams import (
+    COLLECT_WORK_MEM,
     STREAM_CHUNK,
     byte_order,
     orphan_pages,
@@ -87,6 +88,51 @@ def test_postgresql_plans_for_whole_results_within_the_block_only():
     with planned_for_whole_results(connection):
         assert fraction() == 1.0
     assert fraction() == before
+
+
+def _work_mem():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_size_bytes(current_setting('work_mem'))")
+        return cursor.fetchone()[0]
+
+
+def _set_work_mem(value):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('work_mem', %s, false)", [value])
+
+
+@pytest.fixture
+def work_mem_restored():
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL setting")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("RESET work_mem")
+
+
+def test_postgresql_hashes_owners_in_memory_within_the_block_only(work_mem_restored):
+    """The orphan queries' owner hashes get ``COLLECT_WORK_MEM``; the session's own value comes back."""
+    _set_work_mem("4MB")
+
+    with planned_for_whole_results(connection):
+        assert _work_mem() == 64 * 1024 * 1024 == pg_size(COLLECT_WORK_MEM)
+
+    assert _work_mem() == 4 * 1024 * 1024
+
+
+def test_postgresql_work_mem_set_larger_by_the_operator_is_never_lowered(work_mem_restored):
+    _set_work_mem("256MB")
+
+    with planned_for_whole_results(connection):
+        assert _work_mem() == 256 * 1024 * 1024
+
+    assert _work_mem() == 256 * 1024 * 1024
+
+
+def pg_size(value):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_size_bytes(%s)", [value])
+        return cursor.fetchone()[0]
 
 
 def test_postgresql_reads_the_media_rows_from_the_index_alone():
