@@ -3,12 +3,12 @@
 from contextlib import contextmanager
 from operator import itemgetter
 
-from django.db import DatabaseError, connections, models
-from django.db.models.functions import Collate
+from django.db import DatabaseError, connections
 from django.db.models.sql.constants import MULTI
 
 from .. import references
 from ..models import Media
+from ..references import byte_order
 from .batches import batched
 
 # Rows fetched per round trip of the streams the merge reads (a page of names is ~0.5 MiB).
@@ -18,18 +18,9 @@ STREAM_CHUNK = 5_000
 # each of five types cost 8 MiB more than at a million, measured).
 ORPHAN_CHUNK = 1_000
 FIRST, SECOND = itemgetter(0), itemgetter(1)
-# Collations under which the database orders text as Python orders str (code points, which
-# for UTF-8 is byte order). The merge depends on it and checks it as it goes.
-BYTE_ORDER_COLLATIONS = {"postgresql": "C", "sqlite": "BINARY"}
 # PostgreSQL's memory for each hash and sort of the collect phase's queries, at least (see
 # ``planned_for_whole_results``). Per query node on the server, never in the sweep's process.
 COLLECT_WORK_MEM = "64MB"
-
-
-def byte_order(connection, field_name):
-    """Return an ``order_by()`` expression that sorts ``field_name`` in byte order on ``connection``."""
-    collation = BYTE_ORDER_COLLATIONS.get(connection.vendor)
-    return Collate(field_name, collation) if collation else models.F(field_name)
 
 
 def reference_pages(using):
