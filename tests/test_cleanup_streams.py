@@ -90,9 +90,31 @@ def test_postgresql_plans_for_whole_results_within_the_block_only():
     assert fraction() == before
 
 
+def test_postgresql_puts_back_the_sessions_own_cursor_tuple_fraction():
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL planner setting")
+    with connection.cursor() as cursor:
+        cursor.execute("SET cursor_tuple_fraction = 0.5")
+    try:
+        with planned_for_whole_results(connection):
+            pass
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW cursor_tuple_fraction")
+            assert float(cursor.fetchone()[0]) == 0.5
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET cursor_tuple_fraction")
+
+
 def _work_mem():
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_size_bytes(current_setting('work_mem'))")
+        return cursor.fetchone()[0]
+
+
+def _pg_size(value):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_size_bytes(%s)", [value])
         return cursor.fetchone()[0]
 
 
@@ -115,7 +137,7 @@ def test_postgresql_hashes_owners_in_memory_within_the_block_only(work_mem_resto
     _set_work_mem("4MB")
 
     with planned_for_whole_results(connection):
-        assert _work_mem() == 64 * 1024 * 1024 == pg_size(COLLECT_WORK_MEM)
+        assert _work_mem() == 64 * 1024 * 1024 == _pg_size(COLLECT_WORK_MEM)
 
     assert _work_mem() == 4 * 1024 * 1024
 
@@ -127,12 +149,6 @@ def test_postgresql_work_mem_set_larger_by_the_operator_is_never_lowered(work_me
         assert _work_mem() == 256 * 1024 * 1024
 
     assert _work_mem() == 256 * 1024 * 1024
-
-
-def pg_size(value):
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_size_bytes(%s)", [value])
-        return cursor.fetchone()[0]
 
 
 def test_postgresql_reads_the_media_rows_from_the_index_alone():

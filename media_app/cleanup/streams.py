@@ -111,22 +111,22 @@ def planned_for_whole_results(connection):
         yield
         return
     with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('cursor_tuple_fraction'), current_setting('work_mem')")
+        fraction, work_mem = cursor.fetchone()  # the session's own, put back afterwards
         cursor.execute(
-            "SELECT current_setting('work_mem'),"
-            " pg_size_bytes(current_setting('work_mem')) < pg_size_bytes(%s)",
-            [COLLECT_WORK_MEM],
+            "SELECT set_config('cursor_tuple_fraction', '1.0', false), set_config('work_mem',"
+            " CASE WHEN pg_size_bytes(%s) < pg_size_bytes(%s) THEN %s ELSE %s END, false)",
+            [work_mem, COLLECT_WORK_MEM, COLLECT_WORK_MEM, work_mem],
         )
-        work_mem, raise_work_mem = cursor.fetchone()
-        cursor.execute("SET cursor_tuple_fraction = 1.0")
-        if raise_work_mem:
-            cursor.execute("SELECT set_config('work_mem', %s, false)", [COLLECT_WORK_MEM])
     try:
         yield
     finally:
         try:
             with connection.cursor() as cursor:
-                cursor.execute("RESET cursor_tuple_fraction")
-                if raise_work_mem:
-                    cursor.execute("SELECT set_config('work_mem', %s, false)", [work_mem])
+                cursor.execute(
+                    "SELECT set_config('cursor_tuple_fraction', %s, false),"
+                    " set_config('work_mem', %s, false)",
+                    [fraction, work_mem],
+                )
         except DatabaseError:
             pass  # the connection is gone, and the settings with it
