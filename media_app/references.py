@@ -45,12 +45,3 @@ def referenced_names(names, using):
         rows = model._base_manager.using(using).alias(referenced_name=byte_order(connection, field_name))
         found.update(rows.filter(referenced_name__in=names).order_by().values_list(field_name, flat=True))
     return found
-    media = apps.get_model("media_app", "Media")
-    for model, field_name in file_fields():
-        rows = model._base_manager.using(using)
-        if model is media and field_name == "file":
-            rows = rows.alias(name=byte_order(connections[using], "file")).filter(name__in=names)
-        else:
-            rows = rows.filter(**{f"{field_name}__in": names})
-        found.update(rows.order_by().values_list(field_name, flat=True))
-    return found
