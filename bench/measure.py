@@ -51,6 +51,9 @@ def run_probe(args, env):
         if os.path.exists(report_path):
             with open(report_path, encoding="utf-8") as handle:
                 report = json.load(handle)
-    # The sweep's listing runs as a child process alongside it: both count.
-    peak = report.get("peak_rss_mib", 0.0) + report.get("children_peak_rss_mib", 0.0)
+    # The sweep's listing runs as a child process alongside it, and its files process (a fork)
+    # beside it at the end: all count, the fork by the pages it does not share.
+    peak = sum(
+        report.get(key, 0.0) for key in ("peak_rss_mib", "children_peak_rss_mib", "forked_private_peak_mib")
+    )
     return Measurement(wall, peak, exit_code, report, stdout, stderr)

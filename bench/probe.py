@@ -29,12 +29,15 @@ def count_queries(report):
 
 
 def watch_children_memory(report, interval=0.01):
-    """Record the peak memory of the children this process starts from now on (the sweep's listing).
+    """Record the peak memory of the children this process starts from now on.
 
-    Each child's ``VmHWM`` is read from ``/proc`` every ``interval`` seconds; it only grows, so the
-    last reading misses at most what the child grew in its last interval. Not ``ru_maxrss`` of
-    ``RUSAGE_CHILDREN``: Linux carries the parent's size at fork over the exec into it. Return a
-    function that stops the watch.
+    A child that runs a program of its own (the sweep's listing): its ``VmHWM``, read from
+    ``/proc`` every ``interval`` seconds; it only grows, so the last reading misses at most what
+    the child grew in its last interval. Not ``ru_maxrss`` of ``RUSAGE_CHILDREN``: Linux carries
+    the parent's size at fork over the exec into it. A child forked to go on in Python (the
+    sweep's files process) shares this process's pages until either writes to them: only its
+    private pages are its own, read from ``smaps_rollup``; the peak of those is
+    ``forked_private_peak_mib``. Return a function that stops the watch.
     """
     stop = threading.Event()
     own = command_line("self")
@@ -48,11 +51,12 @@ def watch_children_memory(report, interval=0.01):
                     # memory, and its VmHWM is this process's. Read in this order, a command line
                     # of its own proves that the status read next is the program's.
                     if command_line(pid) == own:
-                        continue
-                    peak = peak_rss_mib(pid)
+                        key, peak = "forked_private_peak_mib", private_mib(pid)
+                    else:
+                        key, peak = "children_peak_rss_mib", peak_rss_mib(pid)
                 except OSError:
                     continue  # it ended meanwhile
-                report["children_peak_rss_mib"] = max(report.get("children_peak_rss_mib", 0.0), peak)
+                report[key] = max(report.get(key, 0.0), peak)
 
     watcher = threading.Thread(target=watch, name="children-memory", daemon=True)
     watcher.start()
@@ -130,6 +134,16 @@ def peak_rss_mib(pid="self"):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     raise OSError(f"no VmHWM in /proc/{pid}/status")
+
+
+def private_mib(pid):
+    """Return the memory only this process holds (its private pages, clean and dirty), in MiB."""
+    private = 0
+    with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
+        for line in rollup:
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                private += int(line.split()[1])
+    return private / 1024
 
 
 def main(argv):

@@ -146,18 +146,27 @@ def test_the_report_has_every_column_and_approach_and_a_plot(measured, tmp_path)
 def test_the_children_s_memory_is_their_own_never_what_they_inherit_from_this_process():
     """Linux carries a parent's size over fork and exec into ``ru_maxrss``: the watch must not count it."""
     ballast = bytearray(200 * 2**20)
-    ballast[:: 2**12] = b"x" * len(ballast[:: 2**12])  # touched: resident, and copied by a fork
+    ballast[:: 2**12] = b"x" * len(ballast[:: 2**12])  # touched: resident, shared with a fork
     measured = {}
     stop_watching = probe.watch_children_memory(measured)
     subprocess.run([sys.executable, "-c", "import time; time.sleep(0.3)"], check=True)
     forked = os.fork()
-    if forked == 0:  # a child that never runs a program of its own: all its memory is this process's
+    if forked == 0:  # a child that never runs a program of its own and writes nothing: shares it all
+        time.sleep(0.3)
+        os._exit(0)
+    os.waitpid(forked, 0)
+    shared = measured["forked_private_peak_mib"]
+    forked = os.fork()
+    if forked == 0:  # one that writes half the ballast: those pages become its own
+        ballast[: 100 * 2**20 : 2**12] = b"y" * len(ballast[: 100 * 2**20 : 2**12])
         time.sleep(0.3)
         os._exit(0)
     os.waitpid(forked, 0)
     stop_watching()
 
     assert 0 < measured["children_peak_rss_mib"] < 50, "a bare Python takes about 10 MiB, never 200"
+    assert 0 < shared < 50, "a fork shares what it does not write"
+    assert 95 < measured["forked_private_peak_mib"] < 150, "what a fork writes is its own"
 
 
 def test_each_run_is_set_against_the_floor_of_its_own_time():
