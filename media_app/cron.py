@@ -39,7 +39,7 @@ def cleanup_media():
     """
     freeze_loaded_objects()
     with cron_monitor.check_in() as check_in:
-        result = run_cleanup(trigger=CleanupRun.Trigger.CRON)
+        result = run_cleanup(trigger=CleanupRun.Trigger.CRON, files_process=True)
         check_in.succeeded = result.exit_code == SUCCESS
     stamp = timezone.now().isoformat(timespec="seconds")
     print(f"{stamp} cleanup_media (cron): {summary(result)}", flush=True)

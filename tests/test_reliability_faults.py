@@ -7,6 +7,10 @@ them a storage that stalls at a chosen file (so that a test kills the process, o
 its database connection, at a known point) or refuses some deletes. Whatever the fault, no
 file in use is lost, and a later run converges: ``uploads/`` then holds exactly the files in
 use, and the database exactly their rows.
+
+The command removes the strays in a files process of its own (``files_process.py``) while it
+removes the orphaned rows: a test that stalls one waits for the other to be done before the
+fault, so that the fault lands where it is aimed.
 """
 
 import json
@@ -231,7 +235,8 @@ def test_a_sweep_killed_midway_is_marked_interrupted_and_a_rerun_converges(
     env = {"MEDIA_CLEANUP_QUARANTINE_DAYS": str(quarantine_days)}
     if phase == "rows":
         stall_at = estate.orphaned[MIDWAY]
-        removed = estate.orphaned[:MIDWAY]
+        # The files process removed every stray meanwhile.
+        removed = estate.orphaned[:MIDWAY] + estate.strays
         # The next batch's rows were checked and deleted while its files waited their turn.
         rows_left = set(estate.live) | set(estate.orphaned[BATCH_END + PAGE_SIZE :])
     else:
@@ -242,8 +247,10 @@ def test_a_sweep_killed_midway_is_marked_interrupted_and_a_rerun_converges(
 
     killed.wait_until_stalled()
     wait_until(lambda: row_names() == rows_left, "the sweep went on to the next batch's rows")
+    wait_until(lambda: not set(removed) & stored_names(media_root), "the other process's files went")
     killed.process.send_signal(signal.SIGKILL)
-    code, _, _ = killed.finish()
+    # Its pipes close once its files process has ended too, at once, within its batch.
+    code, _, _ = killed.finish(timeout=60)
     wait_until_disconnected(killed.application_name)
 
     assert code == -signal.SIGKILL
@@ -305,6 +312,9 @@ def test_a_sweep_whose_database_connection_is_terminated_fails_and_a_rerun_conve
 ):
     sweep = start_sweep("--min-age", GRACE, stall_at=estate.strays[ONE_BATCH_EARLIER])
     sweep.wait_until_stalled()
+    # The orphaned rows went meanwhile, with their files, in the sweep's own process.
+    wait_until(lambda: row_names() == set(estate.live), "the orphaned rows went")
+    wait_until(lambda: not set(estate.orphaned) & stored_names(media_root), "the orphaned rows' files went")
     # The batch after the stalled one is checked, and recorded in the manifest, before the
     # database goes: it is carried out after the stall, and no batch after it.
     wait_until(
@@ -315,7 +325,8 @@ def test_a_sweep_whose_database_connection_is_terminated_fails_and_a_rerun_conve
     sweep.release()
     code, out, err = sweep.finish()
 
-    assert terminated == (2 if sessions == "lock-connection-too" else 1)
+    # The sweep's own session and its files process's, besides the one that holds the lock.
+    assert terminated == {"its-connection": 2, "lock-connection-too": 3, "lock-connection-only": 1}[sessions]
     assert code == 1
     report = json.loads(out)
     assert report["status"] == "failed" and report["message"]

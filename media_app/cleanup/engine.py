@@ -194,8 +194,7 @@ class Sweep:
             else:
                 self.collect_selected(orphaned_rows)
             with closing(removal):
-                removal.remove_orphaned_records(orphaned_rows)
-                removal.remove_orphaned_files(orphaned_files)
+                removal.remove_orphans(orphaned_rows, orphaned_files)
         if quarantine:
             removal.purge_quarantined_runs()
         if not options.dry_run:

@@ -48,6 +48,9 @@ class CleanupOptions:
     - ``purge_quarantine``: purge every quarantined run now, not only those past retention.
     - ``run_id``: the id of the run's history row; a new one by default.
     - ``on_item(kind, name)`` and ``on_progress(result)``: optional callbacks for a face.
+    - ``files_process``: on PostgreSQL with local files, remove the orphaned files in a forked
+      process beside the orphaned rows (``files_process.py``). For processes that exist to run
+      one sweep (the command, the cron job); a web server's process is never forked.
     """
 
     dry_run: bool = _recorded(False)
@@ -65,6 +68,7 @@ class CleanupOptions:
     run_id: str | None = None
     on_item: Callable | None = None
     on_progress: Callable | None = None
+    files_process: bool = False
 
     def __post_init__(self):
         resolved = {

@@ -1,7 +1,8 @@
 """The sweep's last phase: remove what the collect phase found, in batches checked just before they go.
 
 Orphaned rows go first, each batch in a transaction, then (after its commit) the files only
-they used; then the orphaned files. With the quarantine, a manifest part is written before its
+they used; then the orphaned files, or, when ``files_process.py`` may, the orphaned files at
+the same time in a forked process. With the quarantine, a manifest part is written before its
 batch is carried out, and what is removed is moved into the quarantine instead of deleted.
 """
 
@@ -17,6 +18,7 @@ from django.db.models.deletion import Collector
 from .. import conf, references
 from ..files import files_deleted_by_caller
 from ..models import Media
+from . import files_process
 from .backends.base import Deletion, QuarantineError, StoredFile
 from .binding import own_runs
 from .result import Item, Status, one_line
@@ -42,9 +44,40 @@ class Removal:
         self.lock = lock
         self.pacing = pacing
         self.item = item
-        self.quarantine_parts = 0
+        self.quarantine_begun = False
+        self.size_known = True  # False once a files process ended without saying what it moved
+        self.next_part, self.part_step = 1, 1  # a files process beside takes every other number
         self.files_mover = None  # threads that carry out the batches of files
         self.in_flight = collections.deque()  # (future of the outcomes, file count) per batch, oldest first
+
+    def remove_orphans(self, orphaned_rows, orphaned_files):
+        """Remove the orphaned rows, then the orphaned files; the files beside the rows when they may."""
+        beside = None
+        if files_process.suits(self, orphaned_files):
+            beside = files_process.FilesProcess(self, orphaned_files)
+            try:
+                beside.start()
+            except OSError as exc:
+                logger.warning("Cannot fork a files process (%s): the files go after the rows", exc)
+                beside = None
+        if beside is None:
+            self.remove_orphaned_records(orphaned_rows)
+            self.remove_orphaned_files(orphaned_files)
+            return
+        with beside:
+            self.remove_orphaned_records(orphaned_rows)
+            self.finish_batches()
+            beside.join()
+
+    def prepare_for_files_process(self):
+        """Before a files process forks: open the run's quarantine once; leave it the even part numbers."""
+        if self.quarantine:
+            self.begin_quarantine()
+        self.part_step = 2
+
+    def take_even_parts(self):
+        """In the files process, forked before the parent wrote a part: number its parts 2, 4, 6..."""
+        self.next_part = 2
 
     def remove_orphaned_records(self, spill):
         """Delete orphaned rows in batches, then (after each commit) the files only they used."""
@@ -138,13 +171,8 @@ class Removal:
                 logger.error("Could not remove %r: %s", stored.name, detail)
         self.pacing.pace(count)
 
-    def close(self):
-        """Let the batches in flight finish and count them, then record what the quarantine holds of the run.
-
-        Nothing is removed once the run is over. The record spares every later sweep measuring
-        this run's files one by one while it is kept; a run whose batches did not all settle
-        leaves none, and is measured instead.
-        """
+    def finish_batches(self):
+        """Let the batches in flight finish and count them."""
         if self.files_mover is not None:
             try:
                 while self.in_flight:
@@ -152,7 +180,16 @@ class Removal:
             finally:
                 self.files_mover.shutdown(wait=True)
                 self.files_mover = None
-        if self.quarantine_parts:
+
+    def close(self):
+        """Let the batches in flight finish and count them, then record what the quarantine holds of the run.
+
+        Nothing is removed once the run is over. The record spares every later sweep measuring
+        this run's files one by one while it is kept; a run whose batches did not all settle
+        leaves none, and is measured instead.
+        """
+        self.finish_batches()
+        if self.quarantine_begun and self.size_known:
             try:
                 self.quarantine.record_size(self.result.run_id, self.result.quarantined_bytes)
             except QuarantineError as exc:
@@ -166,13 +203,17 @@ class Removal:
             self.result.bytes_freed += stored.size or 0
         self.item(kind, stored.name)
 
-    def record_in_quarantine(self, entries):
-        """Write a manifest part before its batch is carried out, opening the run's quarantine."""
-        if not self.quarantine_parts:
+    def begin_quarantine(self):
+        if not self.quarantine_begun:
             self.quarantine.begin(self.result.run_id, self.options.now, database=self.database)
             self.result.restorable = True
-        self.quarantine_parts += 1
-        self.quarantine.record(self.result.run_id, self.quarantine_parts, entries)
+            self.quarantine_begun = True
+
+    def record_in_quarantine(self, entries):
+        """Write a manifest part before its batch is carried out, opening the run's quarantine."""
+        self.begin_quarantine()
+        part, self.next_part = self.next_part, self.next_part + self.part_step
+        self.quarantine.record(self.result.run_id, part, entries)
 
     def stop_before_batch(self):
         """Return True when deletion must stop here (time limit); raise if the lock was lost.

@@ -16,11 +16,16 @@ class Spill:
         self._file = tempfile.SpooledTemporaryFile(
             max_size=IN_MEMORY_BYTES, mode="w+", encoding="utf-8", dir=directory
         )
+        self.count = 0
 
     def append(self, *record):
         """Add one record (its fields as arguments) at the end."""
         self._file.write(json.dumps(record, ensure_ascii=False))
         self._file.write("\n")
+        self.count += 1
+
+    def __len__(self):
+        return self.count
 
     def batches(self, size):
         """Yield the records in lists of at most ``size``, in the order they were added."""

@@ -95,6 +95,7 @@ class Command(BaseCommand):
             purge_quarantine=options["purge_quarantine"],
             on_item=(lambda kind, name: items.write(f"{kind}: {name}")) if verbosity >= 2 else None,
             on_progress=self.progress if verbosity >= 1 and not as_json and sys.stderr.isatty() else None,
+            files_process=True,
         )
         if as_json:
             self.stdout.write(json.dumps(result.as_dict()))
