@@ -43,6 +43,8 @@ FIGURES = ("deleted_files", "quarantined_bytes", "bytes_freed", "already_gone", 
 ERRORS = {"LockLost": LockLost, "QuarantineError": QuarantineError, "DatabaseError": DatabaseError}
 # What the parent writes to the child's pipe when it stops on purpose (see _end_with_the_parent).
 STOP = b"s"
+# The parent's database connections, kept from the garbage collector in the child (never closed there).
+_INHERITED = []
 # pg_locks shows a bigint advisory key as two 32-bit halves.
 LOCK_HALVES = ((ADVISORY_LOCK_KEY >> 32) & 0xFFFFFFFF, ADVISORY_LOCK_KEY & 0xFFFFFFFF)
 
@@ -290,11 +292,8 @@ def _forget_inherited_connections():
     ends with ``os._exit()``, which runs no finaliser.
     """
     for connection in connections.all(initialized_only=True):
-        _forget_inherited_connections.kept.append(connection.connection)
+        _INHERITED.append(connection.connection)
         connection.connection = None
-
-
-_forget_inherited_connections.kept = []
 
 
 def _plain(value):
