@@ -1,5 +1,5 @@
 """Run a probe in a child process and measure it: wall time, and the peak RSS it reports (its own
-plus that of the sweep's listing process, which runs beside it)."""
+plus that of the sweep's listing process, which runs beside it, or of its files process)."""
 
 import dataclasses
 import json
@@ -51,9 +51,18 @@ def run_probe(args, env):
         if os.path.exists(report_path):
             with open(report_path, encoding="utf-8") as handle:
                 report = json.load(handle)
-    # The sweep's listing runs as a child process alongside it, and its files process (a fork)
-    # beside it at the end: all count, the fork by the pages it does not share.
-    peak = sum(
-        report.get(key, 0.0) for key in ("peak_rss_mib", "children_peak_rss_mib", "forked_private_peak_mib")
-    )
-    return Measurement(wall, peak, exit_code, report, stdout, stderr)
+    return Measurement(wall, peak_mib(report), exit_code, report, stdout, stderr)
+
+
+def peak_mib(report):
+    """Return the peak memory of a measured process and its children, from a probe's report."""
+    # The sweep's listing runs as a child process beside its collect phase: their peaks add up.
+    # Its files process (a fork) runs after the listing has ended, during the removals: it
+    # counts with the sweep's memory of the same moment, by the pages it does not share. Were
+    # the two ever seen at once, every peak would add up.
+    peak = report.get("peak_rss_mib", 0.0) + report.get("children_peak_rss_mib", 0.0)
+    if report.get("forked_beside_a_program"):
+        peak += report.get("forked_private_peak_mib", 0.0)
+    else:
+        peak = max(peak, report.get("forked_peak_total_mib", 0.0))
+    return peak

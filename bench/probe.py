@@ -36,8 +36,10 @@ def watch_children_memory(report, interval=0.01):
     the child grew in its last interval. Not ``ru_maxrss`` of ``RUSAGE_CHILDREN``: Linux carries
     the parent's size at fork over the exec into it. A child forked to go on in Python (the
     sweep's files process) shares this process's pages until either writes to them: only its
-    private pages are its own, read from ``smaps_rollup``; the peak of those is
-    ``forked_private_peak_mib``. Return a function that stops the watch.
+    private pages are its own, read from ``smaps_rollup``. Its peak is
+    ``forked_private_peak_mib``, and the largest sum of this process's resident memory and
+    those pages at one reading ``forked_peak_total_mib``; ``forked_beside_a_program`` says that
+    a fork and a child of the first kind ran at once. Return a function that stops the watch.
     """
     stop = threading.Event()
     own = command_line("self")
@@ -45,18 +47,27 @@ def watch_children_memory(report, interval=0.01):
 
     def watch():
         while not stop.wait(interval):
+            kinds = set()
             for pid in set(children()) - already_running:
                 try:
                     # Until a child has exec'd its program it shares (or copies) this process's
                     # memory, and its VmHWM is this process's. Read in this order, a command line
                     # of its own proves that the status read next is the program's.
                     if command_line(pid) == own:
-                        key, peak = "forked_private_peak_mib", private_mib(pid)
+                        private = private_mib(pid)
+                        readings = {
+                            "forked_private_peak_mib": private,
+                            "forked_peak_total_mib": private + resident_mib(),
+                        }
                     else:
-                        key, peak = "children_peak_rss_mib", peak_rss_mib(pid)
+                        readings = {"children_peak_rss_mib": peak_rss_mib(pid)}
                 except OSError:
                     continue  # it ended meanwhile
-                report[key] = max(report.get(key, 0.0), peak)
+                kinds.add("forked" if "forked_private_peak_mib" in readings else "program")
+                for key, value in readings.items():
+                    report[key] = max(report.get(key, 0.0), value)
+            if len(kinds) > 1:  # a fork beside the listing: their memory adds up
+                report["forked_beside_a_program"] = True
 
     watcher = threading.Thread(target=watch, name="children-memory", daemon=True)
     watcher.start()
@@ -129,11 +140,20 @@ def command_line(pid):
 def peak_rss_mib(pid="self"):
     """Return a process's peak resident set size since its exec (``VmHWM``), in MiB."""
     # Not ru_maxrss: Linux carries the parent's size at fork time over the exec into it.
+    return _status_mib(pid, "VmHWM:")
+
+
+def resident_mib(pid="self"):
+    """Return a process's resident set size now (``VmRSS``), in MiB."""
+    return _status_mib(pid, "VmRSS:")
+
+
+def _status_mib(pid, field):
     with open(f"/proc/{pid}/status", encoding="ascii") as status:
         for line in status:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
-    raise OSError(f"no VmHWM in /proc/{pid}/status")
+    raise OSError(f"no {field} in /proc/{pid}/status")
 
 
 def private_mib(pid):

@@ -12,7 +12,7 @@ import types
 
 import pytest
 
-from bench import dataset, probe, report, run
+from bench import dataset, measure, probe, report, run
 from bench.walk import walk_files
 from media_app.models import Media
 from tests.conftest import database_url
@@ -167,6 +167,25 @@ def test_the_children_s_memory_is_their_own_never_what_they_inherit_from_this_pr
     assert 0 < measured["children_peak_rss_mib"] < 50, "a bare Python takes about 10 MiB, never 200"
     assert 0 < shared < 50, "a fork shares what it does not write"
     assert 95 < measured["forked_private_peak_mib"] < 150, "what a fork writes is its own"
+    # With this process's memory, the ballast's 200 MiB and more: the sum at one reading.
+    assert measured["forked_peak_total_mib"] > measured["forked_private_peak_mib"] + 200
+    assert "forked_beside_a_program" not in measured, "the fork ran after the other child"
+
+
+def test_a_fork_beside_a_program_adds_up(tmp_path):
+    measured = {}
+    stop_watching = probe.watch_children_memory(measured)
+    program = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1)"])
+    time.sleep(0.3)  # exec'd by now
+    forked = os.fork()
+    if forked == 0:
+        time.sleep(0.3)
+        os._exit(0)
+    os.waitpid(forked, 0)
+    program.wait()
+    stop_watching()
+
+    assert measured["forked_beside_a_program"] is True
 
 
 def test_each_run_is_set_against_the_floor_of_its_own_time():
@@ -200,3 +219,13 @@ def test_the_project_is_compiled_before_anything_is_measured(monkeypatch):
     run.compile_project()
 
     assert os.path.exists(cached)
+
+
+def test_the_peak_adds_what_runs_at_once():
+    collect = {"peak_rss_mib": 70.0, "children_peak_rss_mib": 18.0}
+    after = {"forked_private_peak_mib": 14.0, "forked_peak_total_mib": 83.0}
+
+    assert measure.peak_mib(collect) == 88.0
+    assert measure.peak_mib({**collect, **after}) == 88.0, "the fork ran after the listing"
+    assert measure.peak_mib({**collect, **after, "forked_peak_total_mib": 95.0}) == 95.0
+    assert measure.peak_mib({**collect, **after, "forked_beside_a_program": True}) == 102.0
