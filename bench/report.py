@@ -269,7 +269,8 @@ def render(results, runs, sample):
         f"Machine: {machine()}.",
         f"Medians of {runs} run(s) per approach, each in its own process, in rounds; then the real sweep "
         f"{runs} time(s), what it removed put back between runs. "
-        f"Wall = process wall time; peak RSS = the process's `VmHWM`; items = rows + files.",
+        "Wall = process wall time; peak RSS = the process's `VmHWM`, with its children's (see "
+        "docs/benchmarks.md); items = rows + files.",
     ]
     for size in sorted(table_rows):
         manifest = results[size].manifest
