@@ -95,6 +95,33 @@ def test_the_writer_never_waits_for_the_reader_and_memory_stays_bounded():
     assert drained.overflow is None
 
 
+def test_short_writes_to_the_overflow_lose_nothing(monkeypatch):
+    """A write may take fewer bytes than it was given; the rest must follow, not be skipped."""
+    real_pwrite = os.pwrite
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, offset: real_pwrite(fd, bytes(data[:333]), offset))
+    blocks = _blocks(200)
+    stream, writer = _writer(blocks)
+    drained = Drained(stream, memory=1_000, block_size=4096)
+    writer.join(timeout=30)
+    drained.thread.join(timeout=30)
+
+    assert drained.written > 190_000, "the overflow took it"
+    assert _read_all(drained) == b"".join(blocks)
+    drained.close()
+
+
+def test_an_overflow_that_takes_nothing_is_an_error_not_a_loop(monkeypatch):
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, offset: 0)
+    blocks = _blocks(50)  # less than a pipe holds: the writer is done at once
+    stream, writer = _writer(blocks)
+    drained = Drained(stream, memory=1_000, block_size=4096)
+
+    with pytest.raises(OSError, match="took no more of the listing"):
+        _read_all(drained)
+    writer.join(timeout=30)
+    drained.close()
+
+
 def test_the_order_holds_as_the_reader_falls_behind_and_catches_up():
     blocks = _blocks(3_000, size=97)
     stream, writer = _writer(blocks)

@@ -11,6 +11,7 @@ what the reader has not taken yet waits in memory up to a bound, then in a tempo
 """
 
 import collections
+import errno
 import os
 import queue
 import tempfile
@@ -128,8 +129,13 @@ class Drained:
             return
         if self.overflow is None:
             self.overflow = tempfile.TemporaryFile(prefix="cleanup-listing-")
-        os.pwrite(self.overflow.fileno(), block, self.written)
-        self.written += len(block)
+        left = memoryview(block)
+        while left:  # a write may take fewer bytes than it was given (a disk filling up)
+            written = os.pwrite(self.overflow.fileno(), left, self.written)
+            if not written:
+                raise OSError(errno.ENOSPC, "the temporary folder took no more of the listing")
+            left = left[written:]
+            self.written += written
 
     def read(self):
         """Return the next bytes of the stream, ``b""`` at its end; raise what reading raised."""
