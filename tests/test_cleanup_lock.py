@@ -1,7 +1,9 @@
+import time
+
 import pytest
 from django.db import connection
 
-from media_app.cleanup.lock import ADVISORY_LOCK_KEY, LockLost, cleanup_lock, lock_file_path
+from media_app.cleanup.lock import ADVISORY_LOCK_KEY, LockLost, cleanup_lock, held_by, lock_file_path
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,3 +64,23 @@ def test_a_file_lock_is_never_lost():
             held.check()  # raises LockLost if it ever reports the lock gone
         with cleanup_lock("default") as second:
             assert held and not second, "the file lock still excludes a second run"
+
+
+def test_another_session_sees_whether_the_lock_is_still_held():
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: a file lock has no session")
+    with cleanup_lock("default") as held:
+        pid = held.session_pid()
+        held_by("default", pid)  # held: nothing to say
+        with pytest.raises(LockLost):
+            held_by("default", pid + 100_000)  # no such holder
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+            for _ in range(500):
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+                if not cursor.fetchone()[0]:
+                    break
+                time.sleep(0.01)
+
+        with pytest.raises(LockLost):
+            held_by("default", pid)

@@ -32,7 +32,7 @@ from django.db import DatabaseError, connections
 from .backends.base import QuarantineError
 from .backends.filesystem import FilesystemWalker
 from .backends.filesystem_quarantine import FilesystemQuarantine
-from .lock import ADVISORY_LOCK_KEY, LockLost
+from .lock import LockLost, held_by
 from .result import MAX_ERROR_MESSAGES, CleanupResult, Status
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,6 @@ ERRORS = {"LockLost": LockLost, "QuarantineError": QuarantineError, "DatabaseErr
 STOP = b"s"
 # The parent's database connections, kept from the garbage collector in the child (never closed there).
 _INHERITED = []
-# pg_locks shows a bigint advisory key as two 32-bit halves.
-LOCK_HALVES = ((ADVISORY_LOCK_KEY >> 32) & 0xFFFFFFFF, ADVISORY_LOCK_KEY & 0xFFFFFFFF)
 
 
 def suits(removal, spill):
@@ -92,7 +90,7 @@ class FilesProcess:
         """Fork the child; raise ``OSError`` when the system cannot (the parent then does it all)."""
         removal = self.removal
         removal.lock.check()
-        lock_pid = removal.lock.session.connection.info.backend_pid
+        lock_pid = removal.lock.session_pid()
         # Opened here, so that both see it: the child writes, the parent reads once it has ended.
         self.journal = tempfile.TemporaryFile()
         stop_read, self.stop_write = os.pipe()
@@ -187,15 +185,7 @@ class ChildLock:
         readable, _, _ = select.select([self.stop_read], [], [], 0)
         if readable:  # the parent closed its end: it stopped, or died
             raise LockLost("the sweep stopped; the process removing the orphaned files stopped with it")
-        with connections[self.using].cursor() as cursor:
-            cursor.execute(
-                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                " AND pid = %s AND classid = %s AND objid = %s AND objsubid = 1)",
-                [self.lock_pid, *LOCK_HALVES],
-            )
-            held = cursor.fetchone()[0]
-        if not held:
-            raise LockLost("the database session holding the sweep's lock was lost; stopped before going on")
+        held_by(self.using, self.lock_pid)
 
 
 class Journal:

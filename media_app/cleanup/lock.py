@@ -20,6 +20,9 @@ logger = logging.getLogger(__name__)
 ADVISORY_LOCK_KEY = int.from_bytes(b"mediacln", "big", signed=True)
 
 
+LOST = "the database session holding the sweep's lock was lost; stopped before going on"
+
+
 class LockHeld(Exception):
     """Another run holds the lock: the operation was not started."""
 
@@ -46,7 +49,29 @@ class Held:
         while this one goes on deleting. A file lock cannot be lost while its process lives.
         """
         if self.session is not None and not self.session.is_usable():
-            raise LockLost("the database session holding the sweep's lock was lost; stopped before going on")
+            raise LockLost(LOST)
+
+    def session_pid(self):
+        """Return the server process id of the advisory lock's session (for ``held_by()``)."""
+        with self.session.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return cursor.fetchone()[0]
+
+
+def held_by(using, session_pid):
+    """Raise ``LockLost`` unless the session ``session_pid`` still holds the advisory lock.
+
+    For a process that shares the run's lock without its session (``files_process.py``): asked
+    on that process's own connection ``using``, as ``pg_locks`` shows it.
+    """
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = %s"
+            " AND ((classid::bigint << 32) | objid::bigint) = %s)",
+            [session_pid, ADVISORY_LOCK_KEY],
+        )
+        if not cursor.fetchone()[0]:
+            raise LockLost(LOST)
 
 
 @contextmanager
