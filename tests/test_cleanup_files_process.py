@@ -4,6 +4,7 @@ import json
 import logging
 import os
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -12,6 +13,7 @@ from media_app.cleanup import files_process, removal
 from media_app.cleanup.engine import run_cleanup
 from media_app.cleanup.lock import LockLost, cleanup_lock
 from media_app.cleanup.result import Item
+from media_app.models import Media
 from tests import factories
 from tests.backends import later
 
@@ -185,7 +187,7 @@ def test_a_child_that_ends_without_a_report_fails_the_run(orphans, monkeypatch, 
 
 def test_the_child_checks_its_parent_and_the_lock_session():
     with cleanup_lock("default") as held:
-        pid = held.session.connection.info.backend_pid
+        pid = held.session_pid()
         read_end, write_end = os.pipe()
         try:
             files_process.ChildLock(read_end, pid, "default").check()  # held, parent there: go on
@@ -246,3 +248,31 @@ def test_the_child_s_log_records_reach_the_sweep_s_handlers(orphans, forks, capl
         by_process.setdefault(record.process, set()).add(record.args[0])
     (child,) = forks
     assert by_process == {os.getpid(): set(orphans["row_files"]), child: set(orphans["strays"])}
+
+
+def test_a_stray_referenced_again_before_its_batch_goes_is_kept_by_the_child(
+    orphans, media_root, monkeypatch
+):
+    prepare = removal.Removal.prepare_for_files_process
+    revived = orphans["strays"][0]
+
+    def reference_a_stray_then_fork(self):
+        prepare(self)
+        Media.objects.create(content_object=factories.tour(), file=revived)  # after the collect
+
+    monkeypatch.setattr(removal.Removal, "prepare_for_files_process", reference_a_stray_then_fork)
+
+    result, _ = sweep(files_process=True)
+
+    assert result.status == "ok", result.message
+    assert result.deleted_files == 10
+    assert (media_root / revived).exists()
+
+
+def test_the_child_keeps_to_the_time_limit(orphans, media_root, forks):
+    result, _ = sweep(files_process=True, time_limit=timedelta(0))
+
+    assert result.status == "partial"
+    assert result.deleted_files == 0
+    assert all((media_root / name).exists() for name in orphans["strays"])
+    assert_forked_once_and_reaped(forks)
