@@ -54,16 +54,16 @@ def watch_children_memory(report, interval=0.01):
                     # memory, and its VmHWM is this process's. Read in this order, a command line
                     # of its own proves that the status read next is the program's.
                     if command_line(pid) == own:
-                        private = private_mib(pid)
+                        kind, private = "forked", private_mib(pid)
                         readings = {
                             "forked_private_peak_mib": private,
                             "forked_peak_total_mib": private + resident_mib(),
                         }
                     else:
-                        readings = {"children_peak_rss_mib": peak_rss_mib(pid)}
+                        kind, readings = "program", {"children_peak_rss_mib": peak_rss_mib(pid)}
                 except OSError:
                     continue  # it ended meanwhile
-                kinds.add("forked" if "forked_private_peak_mib" in readings else "program")
+                kinds.add(kind)
                 for key, value in readings.items():
                     report[key] = max(report.get(key, 0.0), value)
             if len(kinds) > 1:  # a fork beside the listing: their memory adds up
